@@ -73,6 +73,8 @@ class Connection(_Fact):
     handshake: Handshake = "none"
     syn_time: Optional[float] = None
     synack_time: Optional[float] = None
+    client_isn: Optional[int] = Field(None, description="Client's initial sequence number (SYN)")
+    server_isn: Optional[int] = Field(None, description="Server's initial sequence number (SYN-ACK)")
     close: CloseKind = "open"
     fin_by: list[Side] = Field(default_factory=list)
     rst_count: int = 0
@@ -98,6 +100,8 @@ class RstEvent(_Fact):
     claimed_sender: Side
     time: float = Field(description="Seconds since the epoch, UTC")
     flags: Literal["RST", "RST+ACK"]
+    seq: Optional[int] = Field(None, description="Raw TCP sequence number of the RST")
+    ack: Optional[int] = Field(None, description="Raw TCP acknowledgement number (0 without ACK)")
     ip_version: Literal[4, 6]
     reserved_bits_set: bool = False
     rst_payload_len: int = 0
