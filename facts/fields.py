@@ -18,7 +18,7 @@ from .models import Connection, RstEvent
 
 # RstEvent fields that identify rather than describe; never conditions.
 _RST_IDENTITY = {"kind", "id", "capture", "frame", "connection_id", "connection", "time",
-                 "seq", "ack", "trigger_excerpt", "baseline_ttl_conn_values"}
+                 "seq", "ack", "baseline_ttl_conn_values"}
 # Connection properties exposed to rules as conn_<name>.
 _CONN_FIELDS = ("ip_version", "roles_inferred", "handshake", "close", "rst_count",
                 "largest_idle_gap_s", "largest_segment", "packets_c2s", "packets_s2c",
