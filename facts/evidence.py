@@ -21,6 +21,12 @@ class _Evidence(BaseModel):
 class DualEvidence(_Evidence):
     """What the capture at the other end says about one RST (scenario map step 1)."""
 
+    observed_at: Optional[Literal["client", "server", "unknown"]] = Field(
+        None, description="Where the capture holding this RST was taken (from TTLs of the "
+        "handshake: the local host's own packets carry an undecremented initial TTL)")
+    rst_from_capture_host: YesNo = Field(None, description="The RST left the host the capture "
+                                         "was taken on (claimed sender is the local side and the "
+                                         "TTL is undecremented)")
     dual_available: bool = Field(False, description="A capture from the other end was given "
                                  "and this connection was looked for in it")
     dual_peer_saw_connection: YesNo = Field(None, description="The other end's capture holds "

@@ -82,6 +82,9 @@ class Connection(_Fact):
     largest_idle_gap_at: Optional[float] = Field(None, description="Time the gap ended")
     client_ttls: dict[int, int] = Field(default_factory=dict, description="TTL -> packets (non-RST)")
     server_ttls: dict[int, int] = Field(default_factory=dict)
+    client_ttl_changes: int = Field(0, description="Times consecutive non-RST client packets "
+                                    "changed TTL (1 = a shift, many = alternating paths)")
+    server_ttl_changes: int = 0
     largest_segment: int = 0
     fragments_seen: bool = False
     icmp_too_big_seen: bool = False
@@ -174,6 +177,10 @@ class RstEvent(_Fact):
                                    "arrived after this RST (the RST raced the real answer)")
     idle_before_s: Optional[float] = Field(None, description="Since the previous packet either way")
     idle_sender_s: Optional[float] = Field(None, description="Since the claimed sender's last packet")
+    idle_before_trigger_s: Optional[float] = Field(
+        None, description="Silence before the packet that the RST answered (the gap between the "
+        "packet just before the RST and the one before that): a device that resets on the first "
+        "packet after its idle timer expired shows the timeout here, not in idle_before_s")
     packets_before: int = 0
     bytes_c2s_before: int = 0
     bytes_s2c_before: int = 0
