@@ -105,3 +105,5 @@ class ContextEvidence(_Evidence):
     port_listening: YesNo = Field(None, description="netstat shows the server listening on the port")
     server_backlog_full: YesNo = None
     app_closed_socket: YesNo = None
+    route_flap_seen: YesNo = Field(None, description="Routing logs or monitoring show route "
+                                   "changes (flaps, failover) at the times of the resets")
