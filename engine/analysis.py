@@ -1,0 +1,258 @@
+"""``rstsleuth analyze``: captures in, report out.
+
+extract facts from one or two captures → dual-capture and cross-connection evidence → one
+inference per distinct evidence set → resets with verdicts, grouped into findings.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from facts import cross as cross_mod
+from facts import dual as dual_mod
+from facts.evidence import DualEvidence
+from facts.extract import Extraction, extract
+from facts.fields import evidence_from_rst
+from facts.models import RstEvent
+
+from . import fixparams
+from .kb import KnowledgeBase
+from .report_model import (Baseline, CaptureSummary, ConnectionRef, CrossPattern, DualOut,
+                           EndpointRef, KbInfo, Report, ResetOut, RstSource, Trigger)
+from .report_build import build_findings, diagnoses_for, evidence_items, fired_rules, fixes_for
+
+VERSION = "0.1.0"
+APPLICATIONS = {22: "SSH", 3389: "RDP", 1433: "SQL Server", 445: "SMB", 80: "HTTP", 443: "HTTPS",
+                21: "FTP", 990: "FTPS", 389: "LDAP", 3306: "MySQL", 5432: "PostgreSQL",
+                6379: "Redis", 25: "SMTP", 23: "Telnet"}
+
+
+def application(port: int) -> str:
+    return APPLICATIONS.get(port, f"TCP/{port}")
+
+
+@dataclass
+class Side:
+    """One capture and what was derived from it."""
+
+    index: int  # 1 = the capture given first, 2 = --peer; reset ids are "<index>:<rst id>"
+    extraction: Extraction
+    role: str
+    dual: dict[str, DualEvidence]
+
+
+def idle_defaults(kb: KnowledgeBase) -> list[tuple[str, float]]:
+    return [(t.device, t.seconds) for t in kb.reference.idle_timeouts
+            if t.seconds and t.family != "host"]
+
+
+def _dual_verdict(ev: Optional[DualEvidence]) -> str:
+    if ev is None or not ev.dual_available:
+        return "no_peer_capture"
+    if ev.rst_from_capture_host:
+        return "sent_by_capture_host"
+    if ev.dual_peer_saw_connection is False:
+        return "blocked_before_peer"
+    if ev.dual_peer_sent_rst is True:
+        return "endpoint_sent"
+    if ev.dual_peer_sent_rst is False:
+        return "both_ends_reset" if ev.dual_peer_received_rst else "middle_injected"
+    return "inconclusive"
+
+
+def _wireshark_filter(rst: RstEvent) -> str:
+    c = rst.connection
+    addr = "ip.addr" if c.ip_version == 4 else "ipv6.addr"
+    frames = sorted({f for f in (rst.frame, rst.trigger_frame) if f})
+    return (f"{addr}=={c.client.ip} && {addr}=={c.server.ip} && tcp.port=={c.client.port} && "
+            f"tcp.port=={c.server.port} && (tcp.flags.reset==1 || tcp.flags.syn==1 || "
+            f"frame.number in {{{' '.join(map(str, frames))}}})")
+
+
+def _iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _load_tracert(path: Optional[str]):
+    if not path:
+        return None
+    from facts.errors import UserError
+    from facts.pasted import parse
+    try:
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read tracert output ({exc.strerror})") from None
+    try:
+        return parse("tracert", text)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] = None,
+            kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
+            progress: Optional[Callable[[int, int], None]] = None) -> Report:
+    from . import Reasoner, load_kb
+
+    kb = kb or load_kb()
+    reasoner = reasoner or Reasoner(kb)
+    trace = _load_tracert(tracert)
+    local = extract(capture, progress=progress)
+    sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]
+    dual_summary = None
+    if peer:
+        other = extract(peer, progress=progress)
+        result = dual_mod.analyse(local.connections, local.rsts, other.connections, other.rsts)
+        sides[0].role, sides[0].dual = result.local_role, result.evidence
+        sides.append(Side(2, other, result.peer_role, result.peer_evidence))
+        dual_summary = {
+            "local_role": result.local_role, "peer_role": result.peer_role,
+            "clock_offset_s": result.clock_offset_s,
+            "matched_connections": len(result.matches),
+            "nat_detected": any(m.nat for m in result.matches.values()),
+            "matched_by": sorted({m.how for m in result.matches.values()}),
+        }
+        peer_ids = {m.local.id: m.peer.id for m in result.matches.values()}
+        peer_ids.update({m.peer.id: m.local.id for m in result.matches.values()})
+    else:
+        peer_ids = {}
+
+    defaults = idle_defaults(kb)
+    jobs: list[tuple[Side, RstEvent, dict[str, Any], Any]] = []
+    patterns: list[CrossPattern] = []
+    for side in sides:
+        ex = side.extraction
+        crosses = cross_mod.analyse(ex.connections, ex.rsts, defaults)
+        patterns.extend(_cross_patterns(ex, crosses, side))
+        for rst in ex.rsts:
+            ev = evidence_from_rst(rst)
+            dual = side.dual.get(rst.id) or DualEvidence(
+                observed_at=side.role, rst_from_capture_host=dual_mod.local_role_of_rst(rst, side.role))
+            ev.update(dual.model_dump(exclude_none=True))
+            cr = crosses.get(rst.id)
+            if cr is not None:
+                ev.update(cr.model_dump(exclude_none=True))
+            ev["server_ip"] = rst.connection.server.ip
+            ev["client_ip"] = rst.connection.client.ip
+            jobs.append((side, rst, ev, dual))
+
+    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs])
+    resets: list[ResetOut] = []
+    for (side, rst, ev, dual), inf in zip(jobs, inferences):
+        resets.append(_reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang))
+    findings = build_findings(kb, resets, [inf for inf in inferences], lang)
+
+    captures = [_capture_summary(s) for s in sides]
+    warnings = [f"{s.extraction.capture.path}: {w}" for s in sides for w in s.extraction.capture.warnings]
+    return Report(version=VERSION, lang=lang, kb=KbInfo(path=str(kb.path), rules=len(kb.rules)),
+                  captures=captures, dual=dual_summary, resets=resets, findings=findings,
+                  patterns=patterns, warnings=warnings)
+
+
+def _capture_summary(side: Side) -> CaptureSummary:
+    info = side.extraction.capture
+    return CaptureSummary(path=info.path, format=info.format, role=side.role,
+                          link_types=list(info.link_types), records=info.records,
+                          tcp_packets=info.tcp_packets, rst_packets=info.rst_packets,
+                          connections=len(side.extraction.connections),
+                          first_time=info.first_time, last_time=info.last_time,
+                          warnings=list(info.warnings))
+
+
+def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
+               peer_ids: dict, lang: str) -> ResetOut:
+    c = rst.connection
+    hop_addr = hop_name = None
+    if trace is not None:
+        hop = trace.hop(rst.tracert_hop)
+        if hop is not None:
+            hop_addr, hop_name = hop.address, hop.name
+    origin = inf.origin
+    origin_cf = max(0.0, inf.cf(f"origin.{origin}")) if origin != "undetermined" else 0.0
+    diagnoses = diagnoses_for(kb, inf, origin, lang)
+    params = fixparams.compute(ev, kb)
+    measured = cross_mod.measured_idle(rst)
+    trigger = None
+    if rst.trigger_len:
+        trigger = Trigger(frame=rst.trigger_frame, length=rst.trigger_len,
+                          delta_s=rst.trigger_delta_s, excerpt=rst.trigger_excerpt)
+    return ResetOut(
+        id=f"{side.index}:{rst.id}",
+        capture=rst.capture, frame=rst.frame,
+        connection=ConnectionRef(
+            id=c.id, client=EndpointRef(ip=c.client.ip, port=c.client.port),
+            server=EndpointRef(ip=c.server.ip, port=c.server.port), ip_version=c.ip_version,
+            handshake=c.handshake, start=c.start, end=c.end, application=application(c.server.port),
+            peer_connection_id=peer_ids.get(c.id)),
+        observed_at=side.role if side.role in ("client", "server") else "unknown",
+        claimed_sender=rst.claimed_sender, time=rst.time, time_iso=_iso(rst.time), flags=rst.flags,
+        origin=origin, origin_confidence=round(min(1.0, origin_cf), 3), pattern=inf.pattern,
+        rst_source=RstSource(ttl=rst.ttl, initial_ttl=rst.initial_ttl, decrements=rst.ttl_decrements,
+                             tracert_hop=rst.tracert_hop, tracert_address=hop_addr,
+                             tracert_name=hop_name),
+        baseline=Baseline(ttl=rst.baseline_ttl_conn if rst.baseline_ttl_conn is not None
+                          else rst.baseline_ttl_host,
+                          initial_ttl=rst.baseline_initial_ttl, decrements=rst.baseline_decrements,
+                          source=rst.baseline_source, values=rst.baseline_ttl_conn_values),
+        idle_before_s=rst.idle_before_s, measured_idle_s=measured,
+        idle_matches=list(ev.get("cross_matched_devices") or []),
+        trigger=trigger,
+        dual=DualOut(peer_saw_connection=dual.dual_peer_saw_connection,
+                     peer_sent_rst=dual.dual_peer_sent_rst,
+                     peer_received_rst=dual.dual_peer_received_rst,
+                     clock_offset_s=dual.dual_clock_offset_s, nat_between=dual.dual_nat_between,
+                     verdict=_dual_verdict(dual)),
+        diagnoses=diagnoses,
+        fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port, params, lang),
+        evidence=evidence_items(inf, origin, diagnoses, lang),
+        wireshark_filter=_wireshark_filter(rst),
+        reasoning={"finding": "", "fired": fired_rules(inf)},
+    )
+
+
+def _cross_patterns(ex: Extraction, crosses: dict, side: Side) -> list[CrossPattern]:
+    out: list[CrossPattern] = []
+    seen: set[tuple] = set()
+    name = ex.capture.path
+    for rst in ex.rsts:
+        cr = crosses.get(rst.id)
+        if cr is None:
+            continue
+        c = rst.connection
+        items = []
+        if cr.cross_reconnect_cycle:
+            items.append(("reconnect_cycle", (c.client.ip, c.server.ip, c.server.port),
+                          f"{name}: connections {c.client.ip} → {c.server.ip}:{c.server.port} are "
+                          f"reset in a cycle of {cr.cross_cycle_period_s:.1f} s: that period is the timeout",
+                          cr.cross_cycle_period_s))
+        if (cr.cross_resets_same_second or 0) >= 5:
+            items.append(("reset_burst", (int(rst.time),),
+                          f"{name}: {cr.cross_resets_same_second} connections reset within one second "
+                          f"(load-balancer failover / health check, or a device flushing its table)",
+                          float(cr.cross_resets_same_second)))
+        if (cr.cross_port_syn_rejects or 0) >= 3:
+            kind = "rate_limited" if cr.cross_rejects_above_rate else "port_rejects_syn"
+            items.append((kind, (c.server.ip, c.server.port),
+                          f"{name}: {cr.cross_port_syn_rejects} SYNs to {c.server.ip}:{c.server.port} "
+                          f"answered by RST, {cr.cross_port_syn_accepts} accepted"
+                          + (" — only above a connection rate" if cr.cross_rejects_above_rate else ""),
+                          float(cr.cross_port_syn_rejects)))
+        if cr.cross_source_port_exhaustion:
+            items.append(("source_port_exhaustion", (c.client.ip,),
+                          f"{name}: {c.client.ip} cycles through its source ports (NAT / ephemeral "
+                          f"port exhaustion)", None))
+        if cr.cross_ttl_shift:
+            items.append(("ttl_shift", (c.id,), f"{name}: TTL of normal packets shifted mid-connection "
+                          f"in {c.id} (route change)", None))
+        if cr.cross_one_sided_flow:
+            items.append(("one_sided_flow", (c.id,), f"{name}: only one direction of {c.id} was "
+                          f"captured (asymmetric routing?)", None))
+        for kind, key, text, value in items:
+            if (kind, key) in seen:
+                for p in out:
+                    if p.kind == kind and p.description == text and c.id not in p.connections:
+                        p.connections.append(c.id)
+                continue
+            seen.add((kind, key))
+            out.append(CrossPattern(kind=kind, description=text, connections=[c.id], value=value))
+    return out

@@ -1,0 +1,151 @@
+"""Pieces of the report that come from an Inference: diagnoses, fixes, evidence, findings."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from . import fixparams
+from .kb import KnowledgeBase
+from .report_model import Diagnosis, EvidenceItem, Finding, FiredRule, FixOut, HowTree, ResetOut
+
+MIN_DIAGNOSIS_CF = 0.2
+MAX_DIAGNOSES = 5
+MIN_FIX_CF = 0.3
+
+
+def _t(text, lang: str) -> str:
+    return getattr(text, lang, None) or text.en
+
+
+def diagnoses_for(kb: KnowledgeBase, inf, origin: str, lang: str) -> list[Diagnosis]:
+    """Sub-types ranked by certainty, restricted to those consistent with the origin."""
+    out = []
+    for cid, cf in inf.ranked("subtype"):
+        if cf < MIN_DIAGNOSIS_CF:
+            continue
+        is_endpoint = cid.startswith("endpoint.")
+        if (origin == "middle_device" and is_endpoint) or (origin == "endpoint" and not is_endpoint):
+            continue
+        concl = kb.conclusions.get(cid)
+        out.append(Diagnosis(id=cid, confidence=round(min(1.0, cf), 3),
+                             title=_t(concl.title, lang) if concl else cid,
+                             family=concl.family if concl else cid.split(".")[0]))
+    return out[:MAX_DIAGNOSES]
+
+
+def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
+              params: dict[str, Any], lang: str) -> list[FixOut]:
+    """Fixes of the confident diagnoses (then of the timing pattern), for this application."""
+    ids: list[str] = []
+    sources = [d.id for d in diagnoses if d.confidence >= MIN_FIX_CF]
+    if inf.pattern and not sources and origin != "endpoint":
+        sources.append(f"pattern.{inf.pattern}")
+    for cid in sources:
+        concl = kb.conclusions.get(cid)
+        for fix_id in (concl.fixes if concl else []):
+            if fix_id not in ids:
+                ids.append(fix_id)
+    out = []
+    for fix_id in ids:
+        fix = kb.fixes.get(fix_id)
+        if fix is None or (fix.ports and port not in fix.ports):
+            continue
+        out.append(FixOut(id=fix.id, title=_t(fix.title, lang),
+                          text=fixparams.render(fix, params, lang)))
+    return out
+
+
+def fired_rules(inf) -> list[FiredRule]:
+    return [FiredRule(rule=j.rule_id, rev=j.rev, conclusion=j.conclusion, cf=round(j.cf, 3))
+            for j in inf.fired]
+
+
+def _premises(node: dict[str, Any]):
+    for support in node.get("supports", []):
+        for premise in support.get("premises", []):
+            if "supports" in premise:
+                yield from _premises(premise)
+            else:
+                yield support.get("rule_id"), premise
+
+
+def evidence_items(inf, origin: str, diagnoses: list[Diagnosis], lang: str) -> list[EvidenceItem]:
+    """The observed facts that the verdict rests on, straight from the HOW trees."""
+    targets = [f"origin.{origin}"] if origin != "undetermined" else []
+    if inf.pattern:
+        targets.append(f"pattern.{inf.pattern}")
+    targets += [d.id for d in diagnoses[:1]]
+    items: OrderedDict[str, EvidenceItem] = OrderedDict()
+    for target in targets:
+        if inf.cf(target) <= 0:
+            continue
+        tree = inf.how(target).model_dump()
+        for rule_id, premise in _premises(tree):
+            field = premise.get("field")
+            if not field or field in items:
+                continue
+            op, expected, actual = premise.get("op"), premise.get("expected"), premise.get("actual")
+            items[field] = EvidenceItem(field=field, value=actual,
+                                        text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})")
+    return list(items.values())
+
+
+def _story_key(r: ResetOut) -> tuple:
+    return (r.capture, r.observed_at, r.claimed_sender, r.connection.server.port, r.origin,
+            r.pattern, tuple(d.id for d in r.diagnoses[:3]))
+
+
+def build_findings(kb: KnowledgeBase, resets: list[ResetOut], inferences: list, lang: str
+                   ) -> list[Finding]:
+    """Resets with the same story become one finding with a count."""
+    groups: OrderedDict[tuple, list[int]] = OrderedDict()
+    for i, r in enumerate(resets):
+        groups.setdefault(_story_key(r), []).append(i)
+    findings = []
+    for n, (key, members) in enumerate(groups.items(), start=1):
+        first = resets[members[0]]
+        inf = inferences[members[0]]
+        fid = f"f{n}"
+        for i in members:
+            resets[i].reasoning.finding = fid
+        top = first.diagnoses[0] if first.diagnoses else None
+        trees = []
+        for cid in ([f"origin.{first.origin}"] if first.origin != "undetermined" else []) + \
+                   ([f"pattern.{first.pattern}"] if first.pattern else []) + ([top.id] if top else []):
+            if inf.cf(cid) > 0:
+                node = inf.how(cid).model_dump()
+                trees.append(HowTree(conclusion=node.get("conclusion", cid),
+                                     title=str(node.get("title", cid)), cf=float(node.get("cf", 0)),
+                                     supports=node.get("supports", [])))
+        times = [resets[i].time for i in members]
+        findings.append(Finding(
+            id=fid, count=len(members), origin=first.origin,
+            origin_confidence=first.origin_confidence, pattern=first.pattern,
+            claimed_sender=first.claimed_sender, server_port=first.connection.server.port,
+            application=first.connection.application, top_diagnosis=top,
+            diagnoses=first.diagnoses, summary=summary(first, len(members), lang),
+            reset_ids=[resets[i].id for i in members], first_time=min(times), last_time=max(times),
+            fixes=first.fixes, how=trees, example_reset=first.id))
+    return findings
+
+
+_ORIGIN = {"en": {"middle_device": "a middle device", "endpoint": "the endpoint itself",
+                  "undetermined": "an undetermined source"},
+           "zh": {"middle_device": "中间设备", "endpoint": "端点自身", "undetermined": "无法确定的来源"}}
+
+
+def summary(r: ResetOut, count: int, lang: str) -> str:
+    who = _ORIGIN[lang][r.origin]
+    top = r.diagnoses[0].title if r.diagnoses else None
+    c = r.connection
+    if lang == "zh":
+        s = (f"{count} 个 RST 声称来自{'服务端' if r.claimed_sender == 'server' else '客户端'}"
+             f"({c.application} 端口 {c.server.port}),实际发送者:{who}")
+        return s + (f";最可能:{top}" if top else "")
+    s = (f"{count} RST(s) claiming to come from the {r.claimed_sender} ({c.application}, port "
+         f"{c.server.port}) were sent by {who}")
+    return s + (f"; most likely: {top}" if top else "")
+
+
+__all__ = ["diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "build_findings",
+           "fixparams"]

@@ -1,0 +1,154 @@
+"""Patterns that only show across connections: reconnect cycles whose period is the timeout,
+resets in bursts, SYN rejection by port or by rate, source-port exhaustion, TTL shifts
+(path change) and one-sided flows (asymmetric routing). One pass over the connection and RST
+lists; nothing here touches packets.
+"""
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import defaultdict
+from typing import Iterable, Optional
+
+from .evidence import CrossEvidence
+from .models import Connection, RstEvent, initial_ttl
+
+CYCLE_MIN_RESETS = 3            # a "cycle" needs at least this many resets with one period
+CYCLE_TOLERANCE = 0.05          # periods within 5 % (or 2 s) of their median
+BURST_WINDOW_S = 1.0            # "within the same second"
+RATE_WINDOW_S = 1.0             # SYN rate measured over the preceding second
+EPHEMERAL_PORTS = 16384         # IANA dynamic range size (49152-65535)
+PORT_REUSE_WINDOW_S = 30.0
+
+
+def idle_matches(idle_s: Optional[float], timeouts: Iterable[tuple[str, float]],
+                 rel: float = 0.03, abs_s: float = 2.0) -> list[str]:
+    """Devices whose default idle timeout the measured idle equals (within 3 % or 2 s; a
+    device that resets on the next packet after expiry can only make the idle longer)."""
+    if idle_s is None or idle_s <= 0:
+        return []
+    out = []
+    for name, seconds in timeouts:
+        if seconds and abs(idle_s - seconds) <= max(abs_s, rel * seconds):
+            out.append(name)
+    return out
+
+
+def measured_idle(rst: RstEvent) -> Optional[float]:
+    """The silence the scenario map asks to measure: before the RST itself when the device
+    reset at expiry, else before the packet that the RST answered."""
+    candidates = [v for v in (rst.idle_before_s, rst.idle_before_trigger_s) if v is not None]
+    return max(candidates) if candidates else None
+
+
+def _cycle(values: list[float]) -> Optional[float]:
+    if len(values) < CYCLE_MIN_RESETS:
+        return None
+    med = statistics.median(values)
+    if med <= 0:
+        return None
+    if all(abs(v - med) <= max(2.0, CYCLE_TOLERANCE * med) for v in values):
+        return med
+    return None
+
+
+def _ttl_shift(c: Connection) -> bool:
+    """One side's normal packets changed TTL once and kept the new value, with the same initial
+    TTL (same sender, other path). Different initial TTLs mean another device answered part of
+    the connection (a SYN proxy), which is not a path change."""
+    for changes, ttls in ((c.client_ttl_changes, c.client_ttls), (c.server_ttl_changes, c.server_ttls)):
+        if changes == 1 and len(ttls) == 2 and len({initial_ttl(t) for t in ttls}) == 1:
+            return True
+    return False
+
+
+def analyse(connections: list[Connection], rsts: list[RstEvent],
+            idle_defaults: Iterable[tuple[str, float]] = ()) -> dict[str, CrossEvidence]:
+    """CrossEvidence per RST id."""
+    conns = {c.id: c for c in connections}
+    idle_defaults = list(idle_defaults)
+    first_rst: dict[str, RstEvent] = {}
+    for r in rsts:
+        first_rst.setdefault(r.connection_id, r)
+
+    # Reconnect cycles: connections between the same pair to the same port, each ended by a
+    # reset after the same lifetime or the same idle time.
+    groups: dict[tuple, list[RstEvent]] = defaultdict(list)
+    for r in first_rst.values():
+        c = r.connection
+        groups[(c.client.ip, c.server.ip, c.server.port)].append(r)
+    cycle_of: dict[str, float] = {}
+    for members in groups.values():
+        lifetimes = [r.time - r.connection.start for r in members]
+        idles = [v for v in (measured_idle(r) for r in members) if v is not None]
+        period = _cycle(idles) if len(idles) == len(members) else None
+        period = period or _cycle(lifetimes)
+        if period:
+            for r in members:
+                cycle_of[r.connection_id] = period
+
+    # Bursts: distinct connections reset within one second of each other.
+    times = sorted((r.time, r.connection_id) for r in first_rst.values())
+    stamps = [t for t, _ in times]
+
+    def burst(t: float) -> int:
+        lo = bisect.bisect_left(stamps, t - BURST_WINDOW_S / 2)
+        hi = bisect.bisect_right(stamps, t + BURST_WINDOW_S / 2)
+        return len({cid for _, cid in times[lo:hi]})
+
+    # SYN rejection per server port, and whether it only happens above a rate.
+    per_port: dict[tuple, list[Connection]] = defaultdict(list)
+    for c in connections:
+        if c.syn_time is not None:
+            per_port[(c.server.ip, c.server.port)].append(c)
+    rejected = {cid for cid, r in first_rst.items() if r.rst_answers_syn}
+    port_stats: dict[tuple, tuple[int, int, Optional[bool]]] = {}
+    for key, members in per_port.items():
+        members.sort(key=lambda c: c.syn_time)
+        syn_times = [c.syn_time for c in members]
+        rej = [c for c in members if c.id in rejected]
+        acc = [c for c in members if c.handshake in ("syn_synack", "complete")]
+
+        def rate(c: Connection) -> int:
+            i = bisect.bisect_right(syn_times, c.syn_time)
+            return i - bisect.bisect_left(syn_times, c.syn_time - RATE_WINDOW_S)
+
+        above = None
+        if rej and acc:
+            # Rate limiting: every rejected SYN came at a higher rate than every accepted one
+            # that preceded it in its burst; policy blocks reject regardless of rate.
+            above = min(rate(c) for c in rej) > statistics.median(rate(c) for c in acc)
+        port_stats[key] = (len(rej), len(acc), above)
+
+    # Source-port use per client address.
+    ports_by_client: dict[str, set[int]] = defaultdict(set)
+    reuse_by_client: dict[str, int] = defaultdict(int)
+    last_use: dict[tuple, float] = {}
+    for c in sorted(connections, key=lambda c: c.start):
+        ports_by_client[c.client.ip].add(c.client.port)
+        key = (c.client.ip, c.client.port, c.server.ip, c.server.port)
+        if key in last_use and c.start - last_use[key] <= PORT_REUSE_WINDOW_S:
+            reuse_by_client[c.client.ip] += 1
+        last_use[key] = c.end
+    exhausted = {ip for ip, ports in ports_by_client.items()
+                 if len(ports) >= EPHEMERAL_PORTS * 0.85 or reuse_by_client[ip] >= 10}
+
+    out: dict[str, CrossEvidence] = {}
+    for r in rsts:
+        c = conns.get(r.connection_id, r.connection)
+        rej, acc, above = port_stats.get((c.server.ip, c.server.port), (0, 0, None))
+        matched = idle_matches(measured_idle(r), idle_defaults)
+        out[r.id] = CrossEvidence(
+            cross_reconnect_cycle=r.connection_id in cycle_of,
+            cross_cycle_period_s=cycle_of.get(r.connection_id),
+            cross_resets_same_second=burst(first_rst[r.connection_id].time),
+            cross_port_syn_rejects=rej,
+            cross_port_syn_accepts=acc,
+            cross_rejects_above_rate=above,
+            cross_source_port_exhaustion=c.client.ip in exhausted,
+            cross_ttl_shift=_ttl_shift(c),
+            cross_one_sided_flow=(c.packets_c2s == 0) != (c.packets_s2c == 0),
+            cross_idle_matches_default=bool(matched) if measured_idle(r) else None,
+            cross_matched_devices=matched,
+        )
+    return out

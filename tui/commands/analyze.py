@@ -1,0 +1,60 @@
+"""rstsleuth analyze CAPTURE [--peer CAPTURE]: verdicts for every reset."""
+from __future__ import annotations
+
+import os
+import sys
+
+from facts.errors import UserError
+
+FORMATS = ("text", "json", "markdown")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="who sent each RST in one or two captures, and the fix",
+                       description="Analyse the capture from one end (and, with --peer, the other "
+                                   "end's) and report, for every reset, who sent it, which device, "
+                                   "how sure, why, and what to change.")
+    p.add_argument("capture", help="pcap, pcapng or Windows .etl capture")
+    p.add_argument("--peer", metavar="CAPTURE", help="capture taken at the other end, same time")
+    p.add_argument("--tracert", metavar="FILE", help="tracert/traceroute output from the capture "
+                   "host towards the peer: names the device at the RST's hop")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--lang", choices=("en", "zh"), default="en")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--kb", metavar="DIR", help="knowledge base directory (default: $RSTSLEUTH_KB "
+                   "or the shipped one)")
+    p.add_argument("--fail-on-forged", action="store_true",
+                   help="exit 1 when any reset was sent by a middle device (for monitoring)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine import load_kb
+    from engine.analysis import analyze
+    from tui.progress import ProgressBar
+    from tui.render import render
+
+    kb = load_kb(args.kb)
+    bar = ProgressBar("reading")
+    try:
+        report = analyze(args.capture, args.peer, tracert=args.tracert, kb=kb, lang=args.lang,
+                         progress=bar)
+    finally:
+        bar.close()
+    to_tty = args.output is None and sys.stdout.isatty()
+    color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
+    text = render(report, args.format, args.lang, color=color and args.format == "text")
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UserError(f"{args.output}: cannot write report ({exc.strerror})") from None
+    else:
+        sys.stdout.write(text)
+    for warning in report.warnings:
+        print(f"rstsleuth: warning: {warning}", file=sys.stderr)
+    if args.fail_on_forged and any(r.origin == "middle_device" for r in report.resets):
+        return 1
+    return 0

@@ -1,0 +1,51 @@
+"""Fixed labels of the human reports. KB texts (titles, rationales, fixes) come from the KB."""
+from __future__ import annotations
+
+LABELS = {
+    "en": {
+        "title": "rstsleuth report", "captures": "Captures", "role": "role", "findings": "Findings",
+        "resets": "resets", "finding": "Finding", "origin": "Origin", "pattern": "Timing pattern",
+        "rst_source": "RST source", "baseline": "Claimed sender's own packets",
+        "initial": "initial", "routers": "routers crossed", "hop": "tracert hop",
+        "measured_idle": "Measured idle before the reset", "matches": "matches the default of",
+        "diagnoses": "Diagnoses", "evidence": "Evidence", "fixes": "Fixes", "wireshark": "Wireshark filter",
+        "reset_list": "Resets", "patterns": "Patterns across connections", "warnings": "Warnings",
+        "dual": "Dual capture", "trigger": "Trigger candidate (other side's last payload)",
+        "no_resets": "No TCP resets in the capture(s).", "confidence": "confidence",
+        "none": "none", "more": "more", "how": "Reasoning (HOW)",
+        "middle_device": "MIDDLE DEVICE", "endpoint": "ENDPOINT", "undetermined": "UNDETERMINED",
+        "connection": "connection", "from_conn": "this connection", "from_host": "this host, other connections",
+        "dual_verdict": {
+            "endpoint_sent": "the other end's capture shows it sending this RST (endpoint)",
+            "middle_injected": "the other end saw the connection but never sent this RST (middle device, conclusive)",
+            "blocked_before_peer": "the other end never saw this connection (blocked before it)",
+            "both_ends_reset": "the other end also received a RST 'from' this end that this end never sent (a device reset both ends)",
+            "sent_by_capture_host": "sent by the host this capture was taken on",
+            "no_peer_capture": "no capture from the other end",
+            "inconclusive": "the other capture does not decide it",
+        },
+    },
+    "zh": {
+        "title": "rstsleuth 报告", "captures": "抓包文件", "role": "位置", "findings": "结论",
+        "resets": "个 RST", "finding": "结论", "origin": "来源", "pattern": "时间模式",
+        "rst_source": "RST 来源", "baseline": "声称发送者的正常数据包",
+        "initial": "初始", "routers": "经过路由器数", "hop": "tracert 跳数",
+        "measured_idle": "RST 前测得的空闲时间", "matches": "与以下设备的默认值一致",
+        "diagnoses": "诊断", "evidence": "证据", "fixes": "解决方案", "wireshark": "Wireshark 过滤器",
+        "reset_list": "RST 列表", "patterns": "跨连接模式", "warnings": "警告",
+        "dual": "双端抓包", "trigger": "触发候选(对端最后一个负载)",
+        "no_resets": "抓包中没有 TCP RST。", "confidence": "置信度",
+        "none": "无", "more": "更多", "how": "推理过程(HOW)",
+        "middle_device": "中间设备", "endpoint": "端点", "undetermined": "无法确定",
+        "connection": "连接", "from_conn": "本连接", "from_host": "同一主机的其他连接",
+        "dual_verdict": {
+            "endpoint_sent": "对端抓包显示它确实发送了该 RST(端点)",
+            "middle_injected": "对端看到了该连接但从未发送该 RST(中间设备,确凿证据)",
+            "blocked_before_peer": "对端根本没有看到该连接(在到达对端之前被阻断)",
+            "both_ends_reset": "对端也收到了本端从未发送的 RST(设备同时重置了两端)",
+            "sent_by_capture_host": "由抓包所在主机自己发送",
+            "no_peer_capture": "没有对端抓包",
+            "inconclusive": "对端抓包无法判定",
+        },
+    },
+}
