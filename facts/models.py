@@ -139,6 +139,9 @@ class RstEvent(_Fact):
     ip_id_equals_other_last: Optional[bool] = Field(None, description="Reflection: equals the "
                                                     "other host's last IP ID")
     ip_id_zero: Optional[bool] = None
+    ip_id_equals_syn: Optional[bool] = Field(None, description="A RST claimed by the server "
+                                             "carries the IP ID of the client's SYN (an injector "
+                                             "copying the packet it answers)")
 
     # window
     window: int
