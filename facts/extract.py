@@ -1,0 +1,108 @@
+"""One capture file → CaptureInfo + Connections + RstEvents (what ``analyze`` reasons over).
+
+``extract`` returns everything at once; ``iter_facts`` is the streaming form that
+``rstsleuth facts`` prints. Both read the file once; memory is O(connections + RSTs).
+Facts are final only at the end of the file (host-wide baselines, data after a RST), so the
+stream yields after the pass, not during it.
+"""
+from __future__ import annotations
+
+import os
+from itertools import islice
+from typing import Callable, Iterator, Optional, Union
+
+from pydantic import BaseModel
+
+from .capture import open_capture
+from .decode import iter_packets
+from .models import CaptureInfo, Connection, RstEvent
+from .rst import build_facts
+from .tracker import Tracker
+
+PROGRESS_EVERY = 65536  # packets between progress calls
+# Record header + Ethernet/IP/TCP headers: estimates the file position from the packets seen,
+# since the readers do not expose their offset.
+_OVERHEAD_PER_PACKET = 16 + 14 + 20 + 20
+
+Progress = Callable[[int, int], None]  # (bytes read, file size), estimated while reading
+
+
+class Extraction(BaseModel):
+    capture: CaptureInfo
+    connections: list[Connection]
+    rsts: list[RstEvent]
+
+
+def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
+    tracker = Tracker()
+    packets = iter_packets(capture)
+    if progress is None:
+        tracker.feed(packets)
+    else:
+        try:
+            size = os.path.getsize(capture.path)
+        except OSError:
+            size = 0
+        done = 0
+        while True:
+            chunk = list(islice(packets, PROGRESS_EVERY))
+            if not chunk:
+                break
+            tracker.feed(chunk)
+            done += sum(getattr(p, "payload_len", 0) for p in chunk) \
+                + _OVERHEAD_PER_PACKET * len(chunk)
+            progress(min(done, size - 1), size)
+        progress(size, size)
+    info = CaptureInfo(
+        path=capture.path, format=capture.format, link_types=sorted(capture.link_types),
+        records=capture.records_read, tcp_packets=tracker.tcp_packets,
+        rst_packets=tracker.rst_packets, first_time=tracker.first_ts,
+        last_time=tracker.last_ts, warnings=list(capture.warnings))
+    return info, tracker
+
+
+def extract(path, *, progress: Optional[Progress] = None) -> Extraction:
+    """Read ``path`` once and return its facts. Raises CaptureError when the file cannot be
+    read at all; problems after a good start land in ``capture.warnings``."""
+    info, tracker = _run(open_capture(path), progress)
+    connections, rsts = build_facts(tracker, info.path)
+    return Extraction(capture=info, connections=connections, rsts=rsts)
+
+
+class FactStream:
+    """Iterator over a capture's Connection and RstEvent facts (each connection followed by
+    its RSTs). ``capture`` holds the CaptureInfo once the file has been read (the first
+    ``next`` reads it). Opening checks the file, so a CaptureError comes at once."""
+
+    def __init__(self, path, *, connections: bool = True):
+        self._source = open_capture(path)
+        self.with_connections = connections
+        self.capture: Optional[CaptureInfo] = None
+        self._it: Optional[Iterator[Union[Connection, RstEvent]]] = None
+
+    def __iter__(self) -> "FactStream":
+        return self
+
+    def __next__(self) -> Union[Connection, RstEvent]:
+        if self._it is None:
+            self._it = self._generate()
+        return next(self._it)
+
+    def _generate(self) -> Iterator[Union[Connection, RstEvent]]:
+        info, tracker = _run(self._source, None)
+        self.capture = info
+        connections, rsts = build_facts(tracker, info.path)
+        del tracker
+        by_conn: dict[str, list[RstEvent]] = {}
+        for r in rsts:
+            by_conn.setdefault(r.connection_id, []).append(r)
+        for conn in connections:
+            if self.with_connections:
+                yield conn
+            yield from by_conn.get(conn.id, ())
+
+
+def iter_facts(path, *, connections: bool = True) -> FactStream:
+    """Connections and RstEvents of ``path``; raises CaptureError at once when the file
+    cannot be read at all."""
+    return FactStream(path, connections=connections)
