@@ -1,0 +1,281 @@
+"""Forward chaining over the compiled KB with durable-rules, certainty combination and the
+Inference object every front end reads.
+
+Evaluation order (the fixpoint, by stratification): within one durable session the
+evidence fact is asserted first; every rule over evidence alone fires then. Conclusions are
+then asserted level by level (``conditions.rule_levels``): a conclusion's fact is asserted
+once, with its final combined cf, after every rule that can conclude it has had its chance,
+and that assertion fires the rules that read it. After the last level nothing can change, so
+this is the fixpoint, reached in one pass without retraction. A KB rule fires at most once:
+when several of its alternatives match, the strongest proof counts.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
+
+from . import certainty
+from .compile import CompiledKB, compile_kb
+from .conditions import normalize_evidence, render_value, support
+from .host import RulesetHost
+from .kb import KnowledgeBase
+from .kb_model import Text
+
+KINDS = ("origin", "pattern", "subtype", "finding")
+ORIGIN_MIN_CF = 0.3
+ORIGIN_MARGIN = 0.2
+PATTERN_MIN_CF = 0.2
+
+
+class Premise(BaseModel):
+    field: str
+    op: str
+    value: Any = None
+    actual: Any = None
+
+
+class ConcludedPremise(BaseModel):
+    concluded: str
+    cf: float
+
+
+class Justification(BaseModel):
+    """One rule firing: why, and how much it added."""
+
+    rule_id: str
+    rev: int
+    conclusion: str
+    rule_cf: float
+    cf: float = Field(description="Contributed: rule cf × weakest concluded premise")
+    premises: list[Premise] = Field(default_factory=list)
+    concluded: list[ConcludedPremise] = Field(default_factory=list)
+
+
+class ConclusionState(BaseModel):
+    id: str
+    kind: str
+    cf: float
+    supports: list[Justification] = Field(default_factory=list)
+
+
+class Inference:
+    """The result of one reasoning over one evidence set."""
+
+    def __init__(self, kb: KnowledgeBase, evidence: dict[str, Any],
+                 conclusions: dict[str, ConclusionState], fired: list[Justification],
+                 trace: list[str], notes: list[str] | None = None):
+        self.kb = kb
+        self.notes = notes or []  # e.g. conclusion facts durable dropped (they enabled no rule)
+        self.evidence = evidence
+        self.conclusions = conclusions
+        self.fired = fired
+        self.trace = trace
+
+    def cf(self, conclusion_id: str) -> float:
+        state = self.conclusions.get(conclusion_id)
+        return state.cf if state else 0.0
+
+    def ranked(self, kind: str) -> list[tuple[str, float]]:
+        """Conclusions of one kind with cf > 0, best first (ties by id)."""
+        out = [(c.id, c.cf) for c in self.conclusions.values() if c.kind == kind and c.cf > 0]
+        return sorted(out, key=lambda item: (-item[1], item[0]))
+
+    @property
+    def origin(self) -> str:
+        """``middle_device`` or ``endpoint`` when the best ``origin.*`` conclusion has
+        cf ≥ 0.3 and beats every other origin by ≥ 0.2 (an absent one counts as 0);
+        otherwise ``undetermined``."""
+        scores = {c.id: c.cf for c in self.conclusions.values() if c.kind == "origin"}
+        if not scores:
+            return "undetermined"
+        best = max(scores, key=lambda k: (scores[k], k))
+        other = max([v for k, v in scores.items() if k != best] or [0.0])
+        if scores[best] >= ORIGIN_MIN_CF and scores[best] - max(other, 0.0) >= ORIGIN_MARGIN:
+            name = best.split(".", 1)[1] if best.startswith("origin.") else best
+            if name in ("middle_device", "endpoint"):
+                return name
+        return "undetermined"
+
+    @property
+    def pattern(self) -> Optional[str]:
+        """The best ``pattern.*`` id without its prefix, if its cf ≥ 0.2."""
+        ranked = self.ranked("pattern")
+        if ranked and ranked[0][1] >= PATTERN_MIN_CF:
+            return ranked[0][0].split(".", 1)[1] if "." in ranked[0][0] else ranked[0][0]
+        return None
+
+    def how(self, conclusion_id: str):
+        from .explain import how
+        return how(self, conclusion_id)
+
+    def summary(self) -> dict[str, Any]:
+        return {"origin": self.origin, "pattern": self.pattern,
+                "conclusions": {k: v.cf for k, v in sorted(self.conclusions.items())}}
+
+
+def _kind(kb: KnowledgeBase, conclusion_id: str) -> str:
+    declared = kb.conclusions.get(conclusion_id)
+    if declared is not None:
+        return declared.kind
+    prefix = conclusion_id.split(".", 1)[0]
+    return prefix if prefix in KINDS else "finding"
+
+
+def _cache_key(evidence: dict[str, Any]) -> str:
+    # the type name keeps True, 1 and 1.0 apart (they are different evidence)
+    return json.dumps(sorted((k, type(v).__name__, v) for k, v in evidence.items()), default=repr)
+
+
+class Reasoner:
+    """Compiles the KB once (at construction) and reasons over evidence sets.
+
+    Each Reasoner registers its own uniquely named durable ruleset, so several (e.g. an old
+    and a reloaded KB in the TUI) coexist; :meth:`close` unloads it."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.compiled: CompiledKB = compile_kb(kb)
+        labels = {name: kb.rules[d.rule_index].id for name, d in self.compiled.disjuncts.items()}
+        self.host = RulesetHost(self.compiled.ruleset, labels)
+        self._by_conclusion: dict[str, list[int]] = {}
+        for index, rule in enumerate(kb.rules):
+            self._by_conclusion.setdefault(rule.conclude.id, []).append(index)
+
+    def close(self) -> None:
+        self.host.close()
+
+    def __enter__(self) -> "Reasoner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ durable
+    def fire(self, evidence: dict[str, Any], given: dict[str, float] | None = None
+             ) -> tuple[dict[int, float], list[int], list[str]]:
+        """Run durable over normalized evidence. Returns (rule index -> premise strength,
+        rule indexes in firing order, notes on dropped conclusion facts). With ``given``
+        the conclusions are not computed: their facts carry exactly the given cfs (0 when
+        absent) — the isolation embedded rule tests need."""
+        compiled = self.compiled
+        strengths: dict[int, float] = {}
+        order: list[int] = []
+
+        def on_match(name: str, facts: dict[str, dict]) -> None:
+            disjunct = compiled.disjuncts[name]
+            strength = 1.0
+            for lo, _hi, alias in disjunct.concluded.values():
+                if lo is not None:
+                    strength = min(strength, float(facts[alias]["cf"]))
+            index = disjunct.rule_index
+            if index not in strengths:
+                order.append(index)
+            strengths[index] = max(strength, strengths.get(index, strength))
+
+        notes: list[str] = []
+        with self.host.session(on_match) as session:
+            session.assert_fact(compiled.evidence_fact(evidence))
+            for level_ids in compiled.referenced:
+                for cid in level_ids:
+                    cf = (given.get(cid, 0.0) if given is not None
+                          else self._combined(cid, strengths))
+                    if not session.assert_fact({"t": "c", "id": cid, "cf": cf}):
+                        notes.append(f"conclusion {cid} (cf {cf:g}) enabled no rule")
+        return strengths, order, notes
+
+    def _combined(self, cid: str, strengths: dict[int, float]) -> float:
+        rules = self.kb.rules
+        return certainty.combine_all(
+            certainty.contribution(rules[i].conclude.cf, strengths[i])
+            for i in self._by_conclusion.get(cid, []) if i in strengths)
+
+    # ------------------------------------------------------------------ python reference
+    def fire_python(self, evidence: dict[str, Any], given: dict[str, float] | None = None
+                    ) -> tuple[dict[int, float], list[int]]:
+        """The same reasoning with ``conditions`` only (no durable): the reference the
+        durable path is tested against, and the fallback for explanations."""
+        compiled = self.compiled
+        strengths: dict[int, float] = {}
+        order: list[int] = []
+        for level in sorted(set(compiled.rule_levels)):
+            # stratified: a rule at this level reads only conclusions whose rules all sit
+            # at lower levels, so recomputing every cf here never exposes a partial one
+            cfs = dict(given) if given is not None else {
+                cid: self._combined(cid, strengths) for cid in self._by_conclusion}
+            for index, rule_level in enumerate(compiled.rule_levels):
+                if rule_level == level:
+                    proof = support(compiled.nnf[index], evidence, cfs)
+                    if proof is not None:
+                        strengths[index] = proof[0]
+                        order.append(index)
+        return strengths, order
+
+    # ------------------------------------------------------------------ public
+    def infer(self, evidence: dict[str, Any]) -> "Inference":
+        normalized = normalize_evidence(evidence)
+        strengths, order, notes = self.fire(normalized)
+        return self.build(normalized, strengths, order, notes)
+
+    def infer_many(self, evidences: list[dict[str, Any]]) -> list["Inference"]:
+        """Identical evidence sets (same items after normalization) reason once and share
+        one Inference; every other set gets its own durable session."""
+        cache: dict[str, Inference] = {}
+        out = []
+        for evidence in evidences:
+            normalized = normalize_evidence(evidence)
+            key = _cache_key(normalized)
+            inference = cache.get(key)
+            if inference is None:
+                strengths, order, notes = self.fire(normalized)
+                inference = cache[key] = self.build(normalized, strengths, order, notes)
+            out.append(inference)
+        return out
+
+    def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
+              notes: list[str] | None = None) -> "Inference":
+        rules = self.kb.rules
+        cfs: dict[str, float] = {}
+        for cid in {rules[i].conclude.id for i in strengths}:
+            cfs[cid] = self._combined(cid, strengths)
+        justifications: dict[int, Justification] = {}
+        trace: list[str] = []
+        for step, index in enumerate(order, 1):
+            rule = rules[index]
+            proof = support(self.compiled.nnf[index], evidence, cfs)
+            lits, concluded = (proof[1], proof[2]) if proof else ([], [])
+            just = Justification(
+                rule_id=rule.id, rev=rule.rev, conclusion=rule.conclude.id, rule_cf=rule.conclude.cf,
+                cf=certainty.contribution(rule.conclude.cf, strengths[index]),
+                premises=[Premise(field=l.test.field, op=l.op, value=l.value,
+                                  actual=evidence.get(l.test.field, "unknown")) for l in lits],
+                concluded=[ConcludedPremise(concluded=c, cf=cf) for c, cf in concluded])
+            justifications[index] = just
+            because = [f"{p.field} {p.op} {render_value(p.value)} (is {render_value(p.actual)})"
+                       if p.op != "exists" else f"{p.field} {'known' if p.value else 'unknown'}"
+                       for p in just.premises]
+            because += [f"{c.concluded} cf {c.cf:+.2f}" for c in just.concluded]
+            trace.append(f"{step}. {rule.id} r{rule.rev} -> {rule.conclude.id} "
+                         f"{just.cf:+.2f} (rule {rule.conclude.cf:+.2f}) because "
+                         + ("; ".join(because) or "always"))
+        conclusions: dict[str, ConclusionState] = {}
+        for index in sorted(justifications):  # rule order: the order supports are combined
+            just = justifications[index]
+            state = conclusions.get(just.conclusion)
+            if state is None:
+                state = conclusions[just.conclusion] = ConclusionState(
+                    id=just.conclusion, kind=_kind(self.kb, just.conclusion),
+                    cf=cfs[just.conclusion])
+            state.supports.append(just)
+        fired = [justifications[i] for i in order]
+        return Inference(self.kb, evidence, conclusions, fired, trace, notes)
+
+    def why_not(self, evidence: dict[str, Any], conclusion_id: str):
+        from .explain import why_not
+        inference = self.infer(evidence)
+        return why_not(self, inference, conclusion_id)
+
+    def what_if(self, evidence: dict[str, Any], changes: dict[str, Any]):
+        from .explain import what_if
+        return what_if(self, evidence, changes)
