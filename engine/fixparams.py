@@ -1,0 +1,125 @@
+"""The numbers a fix prescribes, computed from the evidence, and the safe rendering of a
+fix's ``{placeholder}`` text (``str.format`` field names only: never evaluated, no attribute
+or index access; an unknown name stays ``{name}`` so a missing number is visible)."""
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+from facts.errors import UserError
+
+from .kb_model import Fix
+
+PROBE_COUNT = 3
+DEFAULT_KEEPALIVE_S = 300
+MIN_DEVICE_TIMEOUT_S = 3600
+DEFAULT_MTU = 1500
+APP_NAMES = {22: "SSH", 3389: "RDP", 1433: "SQL Server", 445: "SMB"}
+DEVICE_MATCH_TOLERANCE = 0.05  # idle within 5 % of a device's default timeout
+
+
+class FixTemplateError(UserError):
+    """A fix text asks for something other than a plain ``{name}`` placeholder."""
+
+
+def _whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
+def keepalive_for(idle_s: float | None) -> int:
+    """Half the idle that killed the connection, floored to 10 s, kept within 10..300 s."""
+    if idle_s is None:
+        return DEFAULT_KEEPALIVE_S
+    return max(10, min(DEFAULT_KEEPALIVE_S, int(math.floor(idle_s / 2 / 10)) * 10))
+
+
+def _matched_devices(evidence: dict[str, Any], kb, idle_s: float | None) -> str | None:
+    named = evidence.get("cross_matched_devices")
+    if named:
+        return ", ".join(str(d) for d in named)
+    if idle_s is None or kb is None:
+        return None
+    hits = [t.device for t in kb.reference.idle_timeouts
+            if t.seconds and abs(idle_s - t.seconds) <= DEVICE_MATCH_TOLERANCE * t.seconds]
+    return ", ".join(hits) or None
+
+
+def compute(evidence: dict[str, Any], kb=None) -> dict[str, str | int | float]:
+    """Every fix parameter the evidence allows; names that cannot be known are left out
+    (their placeholders then stay visible as ``{name}``)."""
+    params: dict[str, str | int | float] = {}
+    idle = evidence.get("idle_before_s")
+    idle_s = None
+    if isinstance(idle, (int, float)) and not isinstance(idle, bool) and math.isfinite(idle) \
+            and idle >= 0:
+        idle_s = int(round(idle))
+        params["idle_s"] = idle_s
+        params["idle_min"] = _whole(round(idle_s / 60, 1))
+    keepalive_s = keepalive_for(idle_s)
+    params["keepalive_s"] = keepalive_s
+    params["keepalive_ms"] = keepalive_s * 1000
+    params["keepalive_min"] = max(1, keepalive_s // 60)
+    params["probe_count"] = PROBE_COUNT
+    params["device_timeout_s"] = max(MIN_DEVICE_TIMEOUT_S, 2 * (idle_s or 0))
+    for name in ("server_ip", "client_ip"):
+        if evidence.get(name):
+            params[name] = str(evidence[name])
+    port = evidence.get("conn_server_port", evidence.get("server_port"))
+    if isinstance(port, int) and not isinstance(port, bool):
+        params["server_port"] = port
+    params["app_name"] = APP_NAMES.get(port, "the application") if isinstance(port, int) \
+        else "the application"
+    mtu = evidence.get("path_mtu")
+    if isinstance(mtu, int) and not isinstance(mtu, bool) and 68 <= mtu <= 65535:
+        params["path_mtu"] = mtu
+    effective = params.get("path_mtu", DEFAULT_MTU)
+    params["ping_size"] = int(effective) - 28
+    params["mss"] = int(effective) - 40
+    devices = _matched_devices(evidence, kb, idle_s)
+    if devices:
+        params["matched_devices"] = devices
+    hop = evidence.get("tracert_hop")
+    if isinstance(hop, int) and not isinstance(hop, bool):
+        params["tracert_hop"] = hop
+    return params
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names in a template; raises FixTemplateError for anything that is
+    not a plain name (``{a.b}``, ``{a[0]}``, ``{}``, ``{0}``, conversions, bad braces)."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise FixTemplateError(f"fix text has unbalanced braces: {exc}") from None
+    names = []
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name.isidentifier() or conversion or (spec and "{" in spec):
+            raise FixTemplateError(f"fix placeholder {{{name}}} is not a plain name "
+                                   f"(no attribute, index, conversion or nesting allowed)")
+        names.append(name)
+    return names
+
+
+def render(fix: Fix, params: dict[str, Any], lang: str = "en") -> str:
+    """The fix's steps in ``lang`` ('en' or 'zh') with known placeholders filled in."""
+    template = fix.steps.zh if lang == "zh" else fix.steps.en
+    try:
+        placeholders(template)
+    except FixTemplateError as exc:
+        raise FixTemplateError(f"fix {fix.id}: {exc}") from None
+    out = []
+    for literal, name, spec, _conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name in params:
+            try:
+                out.append(format(params[name], spec or ""))
+            except (ValueError, TypeError):
+                out.append(str(params[name]))
+        else:
+            out.append("{" + name + (":" + spec if spec else "") + "}")
+    return "".join(out)
