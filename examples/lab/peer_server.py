@@ -1,0 +1,89 @@
+"""The lab's TCP server: a real program run inside the server namespace with ``ip netns exec``.
+
+Standalone on purpose (standard library only, no project imports) so it runs the same under
+any interpreter. It answers every message with ``OK <bytes>\\n``; with ``--abort`` it instead
+closes abortively (SO_LINGER 0: the kernel sends RST) after the first message. With
+``--health-port`` it also accepts (and quietly closes) health-check connections. Prints one
+JSON line ``{"event": "listening"}`` once ready, then one line per connection event.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def emit(event: str, **data) -> None:
+    data.update(event=event, t=time.time())
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def listener(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind, port))
+    sock.listen(64)
+    return sock
+
+
+def serve_connection(conn: socket.socket, peer, abort: bool) -> None:
+    with conn:
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError as exc:
+                emit("error", peer=str(peer[0]), error=type(exc).__name__)
+                return
+            if not data:
+                emit("closed", peer=str(peer[0]))
+                return
+            if abort:
+                # l_onoff=1, l_linger=0: close() discards the socket and sends RST.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                emit("abort", peer=str(peer[0]), received=len(data))
+                return
+            try:
+                conn.sendall(b"OK %d\n" % len(data))
+            except OSError as exc:
+                emit("error", peer=str(peer[0]), error=type(exc).__name__)
+                return
+
+
+def accept_loop(sock: socket.socket, abort: bool, quiet: bool) -> None:
+    while True:
+        conn, peer = sock.accept()
+        if quiet:
+            conn.close()
+            continue
+        emit("accepted", peer=str(peer[0]), port=peer[1])
+        threading.Thread(target=serve_connection, args=(conn, peer, abort), daemon=True).start()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bind", required=True)
+    parser.add_argument("--port", type=int, action="append", required=True)
+    parser.add_argument("--abort", action="store_true")
+    parser.add_argument("--health-port", type=int)
+    parser.add_argument("--lifetime", type=float, default=60.0,
+                        help="Exit after this many seconds whatever happens")
+    args = parser.parse_args()
+    for port in args.port:
+        sock = listener(args.bind, port)
+        threading.Thread(target=accept_loop, args=(sock, args.abort, False), daemon=True).start()
+    if args.health_port:
+        health = listener(args.bind, args.health_port)
+        threading.Thread(target=accept_loop, args=(health, False, True), daemon=True).start()
+    emit("listening", ports=args.port)
+    time.sleep(args.lifetime)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
