@@ -1,0 +1,39 @@
+"""Capture files → records. ``open_capture`` sniffs the format from the first bytes.
+
+To add a format, append one ``(sniff, reader_class)`` pair to ``READERS``: ``sniff(head)``
+gets the first 16 bytes of the file and returns True when the reader claims it;
+``reader_class(path)`` must raise ``CaptureError`` for a file it cannot read at all.
+"""
+from __future__ import annotations
+
+from facts.errors import CaptureError
+
+from .base import Capture, open_checked
+from .pcap import PcapCapture, sniff_pcap
+from .pcapng import PcapngCapture, sniff_pcapng
+
+READERS: list = [
+    (sniff_pcap, PcapCapture),
+    (sniff_pcapng, PcapngCapture),
+    # ---- hook: the ETL reader appends its entry here, e.g.
+    # (sniff_etl, EtlCapture),  from .etl import EtlCapture, sniff_etl
+]
+
+
+def open_capture(path) -> Capture:
+    with open_checked(path) as f:
+        try:
+            head = f.read(16)
+        except OSError as exc:
+            raise CaptureError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise CaptureError(str(path), "empty file")
+    for sniff, reader in READERS:
+        if sniff(head):
+            return reader(path)
+    magic = int.from_bytes(head[:4].ljust(4, b"\0"), "big")
+    raise CaptureError(str(path), f"not a capture file (unknown magic 0x{magic:08x})")
+
+
+__all__ = ["Capture", "CaptureError", "PcapCapture", "PcapngCapture", "READERS",
+           "open_capture"]
