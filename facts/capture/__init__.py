@@ -9,6 +9,7 @@ from __future__ import annotations
 from facts.errors import CaptureError
 
 from .base import Capture, open_checked
+from .etl import EtlCapture, sniff_etl
 from .pcap import PcapCapture, sniff_pcap
 from .pcapng import PcapngCapture, sniff_pcapng
 
@@ -17,6 +18,7 @@ READERS: list = [
     (sniff_pcapng, PcapngCapture),
     # ---- hook: the ETL reader appends its entry here, e.g.
     # (sniff_etl, EtlCapture),  from .etl import EtlCapture, sniff_etl
+    (sniff_etl, EtlCapture),
 ]
 
 

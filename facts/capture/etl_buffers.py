@@ -1,0 +1,286 @@
+"""ETL files (Event Tracing for Windows): buffers, the logfile header's clock, raw events.
+
+An .etl file is a run of buffers, each starting with a 72-byte WMI_BUFFER_HEADER. The first
+buffer holds a SYSTEM_TRACE_HEADER event whose payload is TRACE_LOGFILE_HEADER (clock type,
+QPC frequency, session start time, boot time). Buffers are written per processor, each in
+time order, so a reader merges the per-processor streams. Compressed buffers (flag 0x40,
+what ``pktmon`` and ``netsh trace`` write on Windows 10+) hold plain LZXPRESS (LZ77, MS-XCA
+2.3; not the Huffman variant) of everything after the header; their on-disk length is the
+header's BufferSize and the decompressed length is Offset - 72.
+
+``EtlFile`` never raises on a damaged body: it records one-line problems in ``problems`` and
+keeps whatever it can still read.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+from struct import Struct
+
+from dissect.util.compression import lzxpress
+
+from facts.errors import CaptureError
+
+from .base import open_checked
+
+BUFFER_HEADER = 72
+FLAG_COMPRESSED = 0x40
+FILETIME_EPOCH = 116444736000000000          # 1970-01-01 in 100 ns ticks since 1601
+_MAX_BUFFER = 64 << 20                       # ETW caps buffers at 16 MiB; leave room
+
+# size, saved, current, refcount, timestamp, sequence, clock, context, state, offset,
+# flag, type (+16 bytes of union we do not need)
+_BUF = Struct("<IIIiqqQIIIHH16x")
+# EVENT_HEADER: size, type, flags, property, tid, pid, timestamp, provider GUID (raw bytes),
+# descriptor (id, version, channel, level, opcode, task, keyword), processor time, activity
+_EVT = Struct("<HHHHIIq16sHBBBBHQ")
+_U16 = Struct("<H")
+_U32 = Struct("<I")
+_Q = Struct("<q")
+_EXT = Struct("<HHHH")
+
+# Trace header types (byte 2 of each record). The system/compact/perfinfo families keep
+# Version in the first word and Size in the second; all others start with Size.
+_SIZE_AT_4 = frozenset((1, 2, 3, 4, 16, 17))
+_SYSTEM_HEADER_LEN = {1: 32, 2: 32, 3: 24, 4: 24}
+EVENT_HEADER_TYPES = (0x12, 0x13)
+_EXTENDED_INFO = 0x0001
+
+CLOCK_QPC, CLOCK_SYSTEM, CLOCK_CPU = 1, 2, 3
+
+
+class EtlClock:
+    """Turns raw event timestamps into UTC seconds (float) and FILETIME ticks (int).
+
+    With the QPC clock (ETW's default) Windows' own consumers anchor the raw counter at the
+    logfile header event, whose counter value corresponds to StartTime; without that anchor
+    we fall back to BootTime + counter/frequency."""
+
+    def __init__(self, clock_type: int, frequency: int, start_time: int, anchor: int,
+                 boot_time: int):
+        self.clock_type = clock_type if clock_type in (1, 2, 3) else CLOCK_QPC
+        self.frequency = frequency if frequency > 0 else 10_000_000
+        if anchor > 0 and start_time > 0:
+            self.base_ticks, self.base_raw = start_time, anchor
+        else:
+            self.base_ticks, self.base_raw = boot_time, 0
+        self.start_time = start_time
+        self.boot_time = boot_time
+
+    def ticks(self, raw: int) -> int:
+        if self.clock_type == CLOCK_SYSTEM:
+            return raw
+        return self.base_ticks + (raw - self.base_raw) * 10_000_000 // self.frequency
+
+    def seconds(self, raw: int) -> float:
+        return (self.ticks(raw) - FILETIME_EPOCH) / 1e7
+
+
+def parse_logfile_header(buf: bytes, path: str):
+    """Return (EtlClock, info dict) from the first buffer, or raise CaptureError."""
+    p = BUFFER_HEADER
+    if len(buf) < p + 32:
+        raise CaptureError(path, "not an ETL trace (first buffer too short)")
+    htype, marker = buf[p + 2], buf[p + 3]
+    hook = _U16.unpack_from(buf, p + 6)[0]
+    if htype not in _SYSTEM_HEADER_LEN or marker & 0xC0 != 0xC0 or hook != 0:
+        raise CaptureError(path, "not an ETL trace (no logfile header event)")
+    size = _U16.unpack_from(buf, p + 4)[0]
+    anchor = _Q.unpack_from(buf, p + 16)[0] if _SYSTEM_HEADER_LEN[htype] == 32 else 0
+    h = p + _SYSTEM_HEADER_LEN[htype]
+    if size < 0x110 or h + 0x110 > len(buf):
+        raise CaptureError(path, "not an ETL trace (logfile header cut short)")
+    pointer_size = _U32.unpack_from(buf, h + 0x2C)[0]
+    base = 0xF8 if pointer_size == 8 else 0xF0
+    if h + base + 0x20 > len(buf):
+        raise CaptureError(path, "not an ETL trace (logfile header cut short)")
+    boot, freq, start = Struct("<qqq").unpack_from(buf, h + base)
+    clock_type = _U32.unpack_from(buf, h + base + 0x18)[0]
+    cpu_mhz = _U32.unpack_from(buf, h + 0x34)[0]
+    if clock_type == CLOCK_CPU and cpu_mhz:
+        freq = cpu_mhz * 1_000_000
+    info = {
+        "buffer_size": _U32.unpack_from(buf, h)[0],
+        "version": tuple(buf[h + 4:h + 8]),
+        "os_build": _U32.unpack_from(buf, h + 8)[0],
+        "processors": _U32.unpack_from(buf, h + 0x0C)[0],
+        "end_time": _Q.unpack_from(buf, h + 0x10)[0],
+        "timer_resolution": _U32.unpack_from(buf, h + 0x18)[0],
+        "events_lost": _U32.unpack_from(buf, h + 0x30)[0],
+        "pointer_size": pointer_size,
+        "clock_type": clock_type,
+        "perf_freq": freq,
+        "start_time": start,
+        "boot_time": boot,
+    }
+    return EtlClock(clock_type, freq, start, anchor, boot), info
+
+
+class EtlFile:
+    """Buffer index + per-processor event streams of one .etl file."""
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        self.problems: list[str] = []
+        with open_checked(self.path) as f:
+            self.file_size = os.fstat(f.fileno()).st_size
+            head = f.read(BUFFER_HEADER)
+            if len(head) < BUFFER_HEADER:
+                raise CaptureError(self.path, "not an ETL trace (shorter than a buffer header)")
+            first_size = _BUF.unpack_from(head)[0]
+            if not BUFFER_HEADER < first_size <= _MAX_BUFFER:
+                raise CaptureError(self.path, f"not an ETL trace (buffer size {first_size})")
+            f.seek(0)
+            first = f.read(first_size)
+        self.clock, self.info = parse_logfile_header(first, self.path)
+        self.buffers = self._index()
+        self.index_problems = list(self.problems)
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def _index(self):
+        """(file offset, header tuple) of every buffer, from the headers alone."""
+        out = []
+        off = 0
+        sizes = set()
+        with open(self.path, "rb") as f:
+            while off < self.file_size:
+                f.seek(off)
+                head = f.read(BUFFER_HEADER)
+                if len(head) < BUFFER_HEADER:
+                    self._problem(f"file cut short inside a buffer header at offset {off}"
+                                  f" ({len(head)} of {BUFFER_HEADER} bytes)")
+                    break
+                hdr = _BUF.unpack(head)
+                size = hdr[0]
+                if head == b"\xff" * BUFFER_HEADER or head == bytes(BUFFER_HEADER):
+                    break                    # preallocated tail of a circular/sized log
+                if not BUFFER_HEADER <= size <= _MAX_BUFFER:
+                    # Uncompressed logs use one buffer size throughout: step over the bad
+                    # header with it; otherwise nothing after this point can be located.
+                    if len(sizes) == 1:
+                        step = next(iter(sizes))
+                        self._problem(f"corrupt buffer header at offset {off} (size {size});"
+                                      f" skipped {step} bytes")
+                        off += step
+                        continue
+                    self._problem(f"corrupt buffer header at offset {off} (size {size});"
+                                  f" {self.file_size - off} bytes after it unreadable")
+                    break
+                if not hdr[10] & FLAG_COMPRESSED:
+                    sizes.add(size)
+                out.append((off, hdr))
+                off += size
+        return out
+
+    def _body(self, f, off: int, hdr) -> bytes:
+        """The event area of one buffer (after its header), decompressed when needed."""
+        size, saved, flag, used = hdr[0], hdr[1], hdr[10], hdr[9]
+        f.seek(off + BUFFER_HEADER)
+        raw = f.read(size - BUFFER_HEADER)
+        short = len(raw) < size - BUFFER_HEADER
+        if flag & FLAG_COMPRESSED:
+            if short:
+                self._problem(f"file cut short inside compressed buffer at offset {off};"
+                              f" its events are lost")
+                return b""
+            try:
+                body = lzxpress.decompress(raw)
+            except Exception as exc:          # any failure of a damaged stream
+                self._problem(f"corrupt compressed buffer at offset {off}"
+                              f" ({type(exc).__name__}); its events skipped")
+                return b""
+            want = used - BUFFER_HEADER
+            if want <= 0 or want > len(body):
+                want = len(body)
+            return body[:want]
+        if short:
+            self._problem(f"file cut short inside buffer at offset {off}"
+                          f" ({len(raw) + BUFFER_HEADER} of {size} bytes); events after the"
+                          f" cut are lost")
+        end = used if BUFFER_HEADER < used <= size else saved if BUFFER_HEADER < saved <= size \
+            else size
+        return raw[:end - BUFFER_HEADER]
+
+    def _stream(self, entries, providers, proc):
+        """Events of one processor's buffers, in file order."""
+        with open(self.path, "rb") as f:
+            for off, hdr in entries:
+                body = self._body(f, off, hdr)
+                if body:
+                    yield from self._walk(body, off, providers, proc)
+
+    def _walk(self, body: bytes, off: int, providers, proc):
+        """EVENT_HEADER records of the wanted providers in one buffer body:
+        (raw_ts, kind, event_id, keyword, user_start, user_end, body, processor)."""
+        n = len(body)
+        p = 0
+        unpack = _EVT.unpack_from
+        while p + 8 <= n:
+            htype = body[p + 2]
+            if htype in EVENT_HEADER_TYPES and body[p + 3] & 0x80:
+                (size, _t, flags, _prop, _tid, _pid, ts, guid, eid, _ver, _ch, _lvl, _op,
+                 _task, kw) = unpack(body, p) if p + 80 <= n else (0,) * 15
+                if size < 80 or p + size > n:
+                    self._problem(f"corrupt event in buffer at offset {off}"
+                                  f" (size {size} at +{p}); rest of that buffer skipped")
+                    return
+                kind = providers.get(guid)
+                if kind is not None:
+                    start = p + 80
+                    if flags & _EXTENDED_INFO:
+                        start = _skip_extended(body, start, p + size)
+                    if start is not None:
+                        yield ts, kind, eid, kw, start, p + size, body, proc
+                p += (size + 7) & ~7
+                continue
+            word = _U32.unpack_from(body, p)[0]
+            if word == 0xFFFFFFFF or word == 0:
+                return                       # unused tail of the buffer
+            size = _U16.unpack_from(body, p + 4 if htype in _SIZE_AT_4 else p)[0]
+            if size < 8 or p + size > n:
+                self._problem(f"corrupt event in buffer at offset {off}"
+                              f" (size {size} at +{p}); rest of that buffer skipped")
+                return
+            p += (size + 7) & ~7
+
+    def events(self, providers: dict):
+        """All wanted events of the file, merged across processors in timestamp order.
+        ``providers`` maps raw (little-endian) provider GUID bytes to a caller's tag."""
+        self.problems = list(self.index_problems)
+        streams: dict[int, list] = {}
+        for off, hdr in self.buffers:
+            streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
+        gens = [self._stream(entries, providers, proc) for proc, entries in streams.items()]
+        if len(gens) == 1:
+            return gens[0]
+        return heapq.merge(*gens, key=_ts_key)
+
+
+def _ts_key(event):
+    return event[0]
+
+
+def _skip_extended(body: bytes, p: int, end: int):
+    """Step over extended data items (each an 8-byte header + data, 8-byte aligned, linked
+    by bit 0 of the third word). Returns the user data offset, or None when malformed."""
+    while True:
+        if p + 8 > end:
+            return None
+        _r, _ext_type, linkage, data_size = _EXT.unpack_from(body, p)
+        p = (p + 8 + data_size + 7) & ~7
+        if not linkage & 1:
+            return p if p <= end else None
+
+
+def sniff_etl(head: bytes) -> bool:
+    """A WMI_BUFFER_HEADER at offset 0: plausible buffer size (8-byte multiple), saved and
+    current offsets within it. ETL has no magic number; the reader confirms by finding the
+    logfile header event."""
+    if len(head) < 16:
+        return False
+    size, saved, current = Struct("<III").unpack_from(head)
+    return (BUFFER_HEADER < size <= _MAX_BUFFER and size % 8 == 0 and saved <= size
+            and (current <= size or current == 0))
