@@ -116,6 +116,16 @@ def _seq_change(rec: RstRecord, same_sender: list[RstRecord]) -> bool:
     return True
 
 
+def _behind_data(rec: RstRecord) -> bool:
+    """DATA_SEQ_RST, conservatively: the RST's seq is below data of the sender that the other
+    side already acknowledged. Real stacks reset with any seq from SND.UNA to SND.NXT (Linux
+    after a FIN, corpus 16 and 22), so merely trailing the sender's highest seq proves nothing;
+    no stack sends below SND.UNA."""
+    if rec.other_hiack is None or rec.bytes_before[rec.side] == 0:
+        return False
+    return serial_diff(rec.seg.seq, rec.other_hiack) < 0
+
+
 def rst_event(rec: RstRecord, conn: Connection, capture: str,
               host_ttl: dict[bytes, int]) -> RstEvent:
     c, seg, side = rec.conn, rec.seg, rec.side
@@ -174,7 +184,7 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str,
         rst_ack_differ=len({r.seg.ack for r in same_sender}) > 1,
         rst_seq_change=_seq_change(rec, same_sender),
         data_after_rst=rec.data_after_s is not None, data_after_rst_s=rec.data_after_s,
-        rst_behind_data=(seq_off is not None and seq_off < 0 and rec.bytes_before[side] > 0),
+        rst_behind_data=_behind_data(rec),
         rst_both_directions=len(sides) > 1,
         since_syn_s=seg.ts - syn.ts if syn is not None else None,
         since_start_s=seg.ts - c.start,

@@ -98,6 +98,7 @@ def test_rst_behind_data_and_seq_change_and_both_directions(tmp_path):
     conv = windows_server_conv()
     conv.handshake()
     conv.data("server", b"x" * 1000, dt=0.1)
+    conv.send("client", "A", dt=0.01, ack=conv.sides["server"].nxt - 500)  # half acked
     behind = conv.sides["server"].nxt - 1000
     conv.send("server", "R", dt=0.01, seq=behind, forged=True)
     x = conv.sides["server"].nxt
@@ -111,8 +112,22 @@ def test_rst_behind_data_and_seq_change_and_both_directions(tmp_path):
     assert rsts[0].seq_position == "outside"
     assert not rsts[0].rst_seq_change and rsts[1].rst_seq_change and rsts[2].rst_seq_change
     assert rsts[1].seq_position == "in_window" and rsts[1].seq_offset == 1460
+    assert not rsts[1].rst_behind_data
     assert rsts[1].rst_seq_differ and rsts[1].rst_ack_differ
     assert rsts[3].claimed_sender == "client" and not rsts[3].rst_seq_differ
+
+
+def test_rst_between_acked_and_sent_data_is_not_behind(tmp_path):
+    # Linux resets with a seq between SND.UNA and SND.NXT (corpus 22): not DATA_SEQ_RST.
+    conv = windows_server_conv()
+    conv.handshake()
+    conv.data("server", b"y" * 24, dt=0.1)
+    conv.send("server", "FA", dt=0.001)
+    unacked = conv.sides["server"].nxt - 25
+    conv.send("server", "R", dt=0.001, seq=unacked)
+    (rst,) = facts_of(tmp_path, conv).rsts
+    assert rst.seq_offset == -25 and rst.seq_position == "outside"
+    assert not rst.rst_behind_data
 
 
 def test_rst_answering_syn_and_synack_after_rst(tmp_path):
