@@ -14,9 +14,11 @@ Design (why it looks like this):
   (``n__ttl``, ``s__firewall_log_reason``, ``b__dual_available``) plus a presence key
   (``e__<field>``) for ``exists``: a test against a constant of another type reads a key that
   is absent, which makes it unknown, exactly as in ``conditions``.
-* Tests durable cannot decide our way (``matches``: durable's regex dialect differs; ordering
-  of strings; constants that are lists or null) are decided in Python by ``conditions`` before
+* Tests durable cannot decide our way (``matches``: durable's regex dialect differs and is
+  anchored; constants that are lists or null) are decided in Python by ``conditions`` before
   the fact is asserted, and carried as derived booleans ``d__<n>`` (absent when unknown).
+  Ordering of strings is rare in the KB and also decided there, to keep durable's part
+  to numbers, booleans and string equality.
 * Thresholds on conclusions are constants in the pattern (``cf >= min_cf``, or ``cf < min_cf``
   for a negated premise); the host asserts each conclusion fact once, with its final cf, in
   level order (stratification, see ``conditions.rule_levels``), so a rule reads only final
@@ -208,7 +210,9 @@ def compile_kb(kb: KnowledgeBase) -> CompiledKB:
     try:
         levels, conclusion_levels = rule_levels(kb.rules)
     except ValueError as exc:
-        raise KBError([_problem(kb.rules[0], str(exc))]) from None
+        cycle = str(exc).rsplit(": ", 1)[-1].split(" -> ")
+        culprit = next((r for r in kb.rules if r.conclude.id == cycle[0]), kb.rules[0])
+        raise KBError([_problem(culprit, str(exc))]) from None
     for index, (rule, node) in enumerate(zip(kb.rules, nnf)):
         try:
             parts = _split(node)

@@ -162,13 +162,16 @@ class Reasoner:
         compiled = self.compiled
         strengths: dict[int, float] = {}
         order: list[int] = []
+        asserted: dict[str, float] = {}  # our own cfs: exact, whatever durable echoes back
 
         def on_match(name: str, facts: dict[str, dict]) -> None:
             disjunct = compiled.disjuncts[name]
             strength = 1.0
-            for lo, _hi, alias in disjunct.concluded.values():
+            for cid, (lo, _hi, alias) in disjunct.concluded.items():
                 if lo is not None:
-                    strength = min(strength, float(facts[alias]["cf"]))
+                    if facts[alias]["id"] != cid:
+                        raise AssertionError(f"pattern {alias} matched {facts[alias]['id']}")
+                    strength = min(strength, asserted[cid])
             index = disjunct.rule_index
             if index not in strengths:
                 order.append(index)
@@ -181,6 +184,7 @@ class Reasoner:
                 for cid in level_ids:
                     cf = (given.get(cid, 0.0) if given is not None
                           else self._combined(cid, strengths))
+                    asserted[cid] = cf
                     if not session.assert_fact({"t": "c", "id": cid, "cf": cf}):
                         notes.append(f"conclusion {cid} (cf {cf:g}) enabled no rule")
         return strengths, order, notes

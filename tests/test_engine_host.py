@@ -1,0 +1,139 @@
+"""Each durable-rules 2.0.28 hazard guarded by engine.host, tested."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.compile import compile_kb, unsafe_parts
+from engine.host import MAX_LIVE_SESSIONS, EngineError, RulesetHost
+from engine.kb import KnowledgeBase
+from engine.kb_model import Rule
+from engine.reasoner import Reasoner
+
+
+def make_rule(rule_id, when, conclude, cf=0.8):
+    return Rule.model_validate({
+        "id": rule_id, "rev": 1, "status": "stable", "title": {"en": "t", "zh": "t"},
+        "rationale": {"en": "r", "zh": "r"}, "references": ["test"], "when": when,
+        "conclude": {"id": conclude, "cf": cf},
+        "tests": [{"name": "a", "expect": "fires"}, {"name": "b", "expect": "does_not_fire"}]})
+
+
+def small_kb(tag: str = "a") -> KnowledgeBase:
+    return KnowledgeBase(path=Path(tag), rules=[
+        make_rule("ttl.off", {"field": "ttl_matches_baseline", "op": "==", "value": False},
+                  "finding.ttl_off", 0.8),
+        make_rule("mid", {"all": [{"concluded": "finding.ttl_off", "min_cf": 0.5},
+                                  {"field": "ttl", "op": ">", "value": 200}]},
+                  "origin.middle_device", 0.9),
+    ])
+
+
+def test_three_thousand_inferences_never_exceed_the_session_limit():
+    with Reasoner(small_kb()) as reasoner:
+        for i in range(3000):
+            inference = reasoner.infer({"ttl_matches_baseline": False, "ttl": 250, "frame": i})
+            assert inference.cf("origin.middle_device") == pytest.approx(0.72)
+        assert reasoner.host.live_sessions == 0
+
+
+def test_session_guard_refuses_before_durable_would_fail():
+    host = RulesetHost({"r": {"all": [{"e": {"t": "ev"}}]}})
+    host._sessions.update({str(-i): None for i in range(MAX_LIVE_SESSIONS)})
+    with pytest.raises(EngineError, match="too many live durable sessions"):
+        with host.session(lambda name, facts: None):
+            pass
+    host._sessions.clear()
+    host.close()
+
+
+def test_compiled_ruleset_has_no_cross_fact_reference():
+    compiled = compile_kb(small_kb())
+    text = json.dumps(compiled.ruleset)
+    assert unsafe_parts(compiled.ruleset) == []
+    # durable spells a cross-fact reference as {"name": ..., "id": ...} or $l/$r arithmetic
+    for marker in ('"$l"', '"$r"', '"$mt"', '"$imt"', '"$not"', '"name":'):
+        assert marker not in text
+
+
+def test_unsafe_parts_flags_a_cross_fact_comparison():
+    ruleset = {"x": {"all": [{"a": {"t": "ev"}},
+                             {"b": {"$and": [{"t": "c"}, {"$gt": {"cf": {"a": "ttl"}}}]}}]}}
+    assert unsafe_parts(ruleset)
+    assert unsafe_parts({"y": {"all": [{"a": {"$mt": {"x": "a+"}}}]}})
+
+
+def test_identical_facts_in_one_session_are_all_kept():
+    host = RulesetHost({"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}})
+    matches = []
+    with host.session(lambda name, facts: matches.append(facts["e"]["uid"])) as session:
+        for _ in range(5):
+            assert session.assert_fact({"t": "ev", "n__ttl": 64})
+        assert len(session.facts()) == 5
+    assert sorted(matches) == [1, 2, 3, 4, 5]
+    host.close()
+
+
+def test_facts_persist_because_we_assert_instead_of_post():
+    host = RulesetHost({"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}})
+    with host.session(lambda name, facts: None) as session:
+        session.assert_fact({"t": "ev", "n__ttl": 64})
+        assert [f["n__ttl"] for f in session.facts()] == [64]  # a posted event would be gone
+    host.close()
+
+
+def test_unmatched_fact_is_dropped_visibly_not_raised():
+    host = RulesetHost({"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}})
+    with host.session(lambda name, facts: None) as session:
+        assert session.assert_fact({"t": "ev", "n__ttl": 1}) is False
+        assert session.dropped and session.dropped[0]["n__ttl"] == 1
+    host.close()
+
+
+def test_dropped_conclusion_facts_are_reported_in_notes():
+    with Reasoner(small_kb()) as reasoner:
+        inference = reasoner.infer({"ttl_matches_baseline": True})
+        assert any("finding.ttl_off" in note for note in inference.notes)
+
+
+def test_exception_in_action_raises_engine_error_naming_the_rule():
+    with Reasoner(small_kb()) as reasoner:
+        def boom(name, facts):
+            raise ValueError("injected")
+        with pytest.raises(EngineError, match=r"rule ttl\.off failed: ValueError: injected"):
+            with reasoner.host.session(boom) as session:
+                session.assert_fact(reasoner.compiled.evidence_fact({"ttl_matches_baseline": False}))
+        assert reasoner.host.live_sessions == 0
+        # the reasoner still works afterwards
+        assert reasoner.infer({"ttl_matches_baseline": False}).cf("finding.ttl_off") == 0.8
+
+
+def test_no_threads_are_started():
+    before = set(threading.enumerate())
+    with Reasoner(small_kb()) as reasoner:
+        for _ in range(20):
+            reasoner.infer({"ttl_matches_baseline": False, "ttl": 250})
+        assert set(threading.enumerate()) == before
+
+
+def test_two_reasoners_over_different_kbs_coexist_and_unload():
+    first = Reasoner(small_kb("one"))
+    other_kb = KnowledgeBase(path=Path("two"), rules=[
+        make_rule("ttl.off", {"field": "ttl_matches_baseline", "op": "==", "value": False},
+                  "finding.ttl_off", 0.3)])
+    second = Reasoner(other_kb)
+    assert first.host.name != second.host.name
+    evidence = {"ttl_matches_baseline": False, "ttl": 250}
+    assert first.infer(evidence).cf("finding.ttl_off") == 0.8
+    assert second.infer(evidence).cf("finding.ttl_off") == 0.3
+    first.close()
+    with pytest.raises(EngineError, match="unloaded"):
+        first.infer(evidence)
+    assert second.infer(evidence).cf("finding.ttl_off") == 0.3  # unaffected
+    second.close()
+    # a reload of the same KB registers again without "already registered"
+    with Reasoner(small_kb("one")) as again:
+        assert again.infer(evidence).cf("origin.middle_device") == pytest.approx(0.72)
