@@ -176,6 +176,7 @@ class PcapngCapture(Capture):
                     if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
                         se = _BOM.get(buf[pos + 8:pos + 12])
                         if se is None:
+                            self.records_read = frame
                             got = self._resync(f, buf, pos, base, e, "bad byte-order magic")
                             if got is None:
                                 return
