@@ -210,9 +210,12 @@ class EtlFile:
             for off, hdr in entries:
                 body = self._body(f, off, hdr)
                 if body:
-                    yield from self._walk(body, off, providers, proc)
+                    # In a buffer cut short by the end of file the last event is expected
+                    # to be incomplete: the cut-short warning already says so.
+                    cut = off + hdr[0] > self.file_size
+                    yield from self._walk(body, off, providers, proc, cut)
 
-    def _walk(self, body: bytes, off: int, providers, proc):
+    def _walk(self, body: bytes, off: int, providers, proc, cut=False):
         """EVENT_HEADER records of the wanted providers in one buffer body:
         (raw_ts, kind, event_id, keyword, user_start, user_end, body, processor)."""
         n = len(body)
@@ -224,6 +227,8 @@ class EtlFile:
                 (size, _t, flags, _prop, _tid, _pid, ts, guid, eid, _ver, _ch, _lvl, _op,
                  _task, kw) = unpack(body, p) if p + 80 <= n else (0,) * 15
                 if size < 80 or p + size > n:
+                    if cut and size >= 80:
+                        return
                     self._problem(f"corrupt event in buffer at offset {off}"
                                   f" (size {size} at +{p}); rest of that buffer skipped")
                     return
@@ -241,6 +246,8 @@ class EtlFile:
                 return                       # unused tail of the buffer
             size = _U16.unpack_from(body, p + 4 if htype in _SIZE_AT_4 else p)[0]
             if size < 8 or p + size > n:
+                if cut and size >= 8:
+                    return
                 self._problem(f"corrupt event in buffer at offset {off}"
                               f" (size {size} at +{p}); rest of that buffer skipped")
                 return

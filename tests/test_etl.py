@@ -1,0 +1,274 @@
+"""ETL reader round trips: files written by tests/etl_factory.py (NDIS and pktmon, plain and
+LZXPRESS-compressed, one or several processors) read back by facts.capture.etl."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dpkt
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from etl_factory import (Packet, filetime, to_80211, write_ndis_etl,  # noqa: E402
+                         write_pktmon_etl)
+from facts.capture import open_capture  # noqa: E402
+from facts.capture.etl import EtlCapture  # noqa: E402
+from facts.decode import iter_packets  # noqa: E402
+from facts.errors import CaptureError  # noqa: E402
+
+LOCAL = bytes([10, 0, 0, 5])
+REMOTE = bytes([198, 51, 100, 7])
+T0 = filetime(1_700_000_000.0) + 1234567       # deliberately not a round number of ticks
+
+
+def _tcp(i: int, out: bool, flags=dpkt.tcp.TH_ACK, size=0) -> bytes:
+    src, dst = (LOCAL, REMOTE) if out else (REMOTE, LOCAL)
+    sport, dport = (50000, 443) if out else (443, 50000)
+    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=1000 + i, ack=9000 + i, flags=flags,
+                       data=bytes((i + k) % 251 for k in range(size)))
+    ip = dpkt.ip.IP(src=src, dst=dst, p=6, ttl=128 if out else 51, id=i, data=tcp)
+    ip.len = len(bytes(ip))
+    return bytes(ip)
+
+
+def _eth(ip: bytes, out: bool) -> bytes:
+    a, b = b"\x00\x15\x5d\x01\x02\x03", b"\x3c\x84\x6a\x01\xea\x8b"
+    dst, src = (b, a) if out else (a, b)
+    return dst + src + b"\x08\x00" + ip
+
+
+def _packets(n=40):
+    pkts = []
+    for i in range(n):
+        out = i % 3 != 0
+        size = (0, 30, 200, 1400)[i % 4]
+        flags = dpkt.tcp.TH_RST if i == n - 1 else dpkt.tcp.TH_ACK
+        pkts.append(Packet(T0 + i * 1_234_567 + i, _eth(_tcp(i, out, flags, size), out),
+                           1, "out" if out else "in"))
+    return pkts
+
+
+def _mixed_links():
+    """Ethernet, native 802.11 and raw IP packets (NDIS keywords name the link type)."""
+    pkts = _packets(12)
+    for k, p in enumerate(pkts):
+        if k % 3 == 1:
+            p.linktype, p.data = 105, to_80211(p.data)
+        elif k % 3 == 2:
+            p.linktype, p.data = 101, p.data[14:]
+    return pkts
+
+
+def _read(path):
+    cap = open_capture(path)
+    return cap, list(cap.records())
+
+
+def _same(records, packets, snaplen=None):
+    assert len(records) == len(packets)
+    for n, (rec, p) in enumerate(zip(records, packets), 1):
+        frame, ts, lt, data, origlen, direction = rec
+        want = p.data if snaplen is None else p.data[:snaplen]
+        assert frame == n
+        assert data == want
+        assert origlen == len(p.data)
+        assert lt == p.linktype
+        assert direction == p.direction
+        assert abs(ts - p.seconds) < 1.5e-7, (ts, p.seconds)      # to the 100 ns tick
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("processors", [1, 3])
+def test_ndis_round_trip_fragmented(tmp_path, compressed, processors):
+    pkts = _mixed_links()
+    path = write_ndis_etl(tmp_path / "n.etl", pkts, compressed=compressed, fragment_size=100,
+                          processors=processors, buffer_size=8192)
+    cap, recs = _read(path)
+    assert cap.format == "etl" and isinstance(cap, EtlCapture)
+    _same(recs, pkts)
+    assert cap.warnings == []
+    assert cap.link_types == {1, 101, 105}
+    assert cap.providers_seen == {"ndis"}
+    assert cap.records_read == len(pkts)
+    # The big packets really were split across several events.
+    assert cap.events_read > len(pkts) + 10
+
+
+def test_ndis_extended_data_items_are_skipped(tmp_path):
+    pkts = _packets(6)
+    cap, recs = _read(write_ndis_etl(tmp_path / "x.etl", pkts, extended=True))
+    _same(recs, pkts)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_pktmon_folds_component_copies(tmp_path, compressed):
+    pkts = _packets(30)
+    path = write_pktmon_etl(tmp_path / "p.etl", pkts, compressed=compressed, components=4,
+                            snaplen=128, drops={7: (42, 0x99)}, processors=2,
+                            buffer_size=4096)
+    cap, recs = _read(path)
+    assert cap.events_read == 30 * 4 + 1
+    _same(recs, pkts, snaplen=128)
+    assert any(r[4] > len(r[3]) for r in recs)                  # truncated by pktmon
+    assert len(cap.drops) == 1
+    drop = cap.drops[0]
+    assert (drop.frame, drop.component, drop.reason) == (8, 42, 0x99)
+    assert drop.direction == pkts[7].direction
+    assert cap.warnings == []
+
+
+def test_pktmon_prefers_ethernet_copy_over_wifi_first_copy(tmp_path):
+    pkts = _packets(9)
+    cap, recs = _read(write_pktmon_etl(tmp_path / "w.etl", pkts, wifi_first=True))
+    _same(recs, pkts, snaplen=128)          # Ethernet bytes, time of the first (802.11) copy
+    assert cap.link_types == {1}
+
+
+def test_pktmon_restarted_appearance_is_a_new_packet(tmp_path):
+    """Two different packets logged under one (PktGroupId, PktNumber) stay two packets."""
+    pkts = _packets(2)
+    path = write_pktmon_etl(tmp_path / "r.etl", pkts, components=3)
+    data = bytearray(Path(path).read_bytes())
+    # Give packet 2 packet 1's group id: the factory numbers groups (3 << 48) | (i + 1).
+    old = ((3 << 48) | 2).to_bytes(8, "little")
+    new = ((3 << 48) | 1).to_bytes(8, "little")
+    assert data.count(old) == 3
+    Path(path).write_bytes(bytes(data).replace(old, new))
+    _cap, recs = _read(path)
+    assert [r[3] for r in recs] == [p.data[:128] for p in pkts]
+
+
+def test_decoded_segments_and_rst(tmp_path):
+    pkts = _packets(40)
+    cap = open_capture(write_pktmon_etl(tmp_path / "d.etl", pkts, compressed=True))
+    segs = list(iter_packets(cap))
+    assert len(segs) == 40
+    rst = [s for s in segs if s.flags & dpkt.tcp.TH_RST]
+    assert len(rst) == 1 and rst[0].frame == 40 and rst[0].direction == pkts[39].direction == "in"
+    assert segs[0].direction == "in" and segs[1].direction == "out"
+
+
+def _first_data_buffer(path):
+    data = Path(path).read_bytes()
+    size0 = int.from_bytes(data[0:4], "little")
+    return data, size0
+
+
+def test_truncated_file_one_warning_rest_read(tmp_path):
+    pkts = _packets(40)
+    path = write_ndis_etl(tmp_path / "t.etl", pkts, buffer_size=4096)
+    data = Path(path).read_bytes()
+    cut = len(data) - 3000                     # inside the last buffer
+    Path(path).write_bytes(data[:cut])
+    cap, recs = _read(path)
+    assert len(cap.warnings) == 1 and "cut short" in cap.warnings[0]
+    assert 0 < len(recs) < 40
+    _same(recs, pkts[:len(recs)])
+
+
+def test_corrupt_compressed_buffer_skipped_with_one_warning(tmp_path):
+    pkts = _packets(40)
+    path = write_pktmon_etl(tmp_path / "c.etl", pkts, compressed=True, buffer_size=2048)
+    data, size0 = _first_data_buffer(path)
+    data = bytearray(data)
+    bsize = int.from_bytes(data[size0:size0 + 4], "little")
+    # Point the first literal run's flag word at impossible matches.
+    data[size0 + 72:size0 + 76] = b"\xff\xff\xff\xff"
+    data[size0 + 76:size0 + 80] = b"\xff\xff\xff\xff"
+    Path(path).write_bytes(bytes(data))
+    cap, recs = _read(path)
+    assert len(cap.warnings) == 1, cap.warnings
+    assert "buffer at offset" in cap.warnings[0]
+    assert 0 < len(recs) < 40
+    assert bsize > 72
+
+
+def test_corrupt_event_size_one_warning(tmp_path):
+    pkts = _packets(20)
+    path = write_ndis_etl(tmp_path / "e.etl", pkts, buffer_size=4096)
+    data, size0 = _first_data_buffer(path)
+    data = bytearray(data)
+    # Third event of the first data buffer claims to run past the buffer end.
+    p = size0 + 72
+    for _ in range(2):
+        p += (int.from_bytes(data[p:p + 2], "little") + 7) & ~7
+    data[p:p + 2] = (0xFFF0).to_bytes(2, "little")
+    Path(path).write_bytes(bytes(data))
+    cap, recs = _read(path)
+    assert len(cap.warnings) == 1 and "corrupt event" in cap.warnings[0]
+    assert len(recs) >= 2
+    assert recs[0][3] == pkts[0].data
+
+
+def test_corrupt_buffer_header_one_warning(tmp_path):
+    pkts = _packets(40)
+    path = write_ndis_etl(tmp_path / "h.etl", pkts, buffer_size=4096)
+    data, size0 = _first_data_buffer(path)
+    data = bytearray(data)
+    data[size0 + 4096:size0 + 4100] = b"\x07\x00\x00\x00"      # second data buffer
+    Path(path).write_bytes(bytes(data))
+    cap, recs = _read(path)
+    assert len(cap.warnings) == 1 and "corrupt buffer header" in cap.warnings[0]
+    assert 0 < len(recs) < 40
+
+
+def test_not_an_etl(tmp_path):
+    fake = tmp_path / "fake.etl"
+    fake.write_bytes((1024).to_bytes(4, "little") + bytes(1020))
+    with pytest.raises(CaptureError) as exc:
+        open_capture(fake)
+    assert str(fake) in str(exc.value)
+    tiny = tmp_path / "tiny.etl"
+    tiny.write_bytes(b"\x00\x04\x00\x00")
+    with pytest.raises(CaptureError):
+        open_capture(tiny)
+
+
+def _convert(src, dst):
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "tui.cli", "convert", str(src), str(dst)],
+                          cwd=root, capture_output=True, text=True, timeout=60)
+
+
+def test_convert_round_trip(tmp_path):
+    pkts = _mixed_links()
+    src = write_ndis_etl(tmp_path / "m.etl", pkts, compressed=True, fragment_size=300)
+    out = tmp_path / "m.pcapng"
+    run = _convert(src, out)
+    assert run.returncode == 0, run.stderr
+    assert "12 packets" in run.stdout
+    cap, recs = _read(out)
+    assert cap.format == "pcapng"
+    _same(recs, pkts)                          # link types, directions, lengths, 100 ns times
+    if shutil.which("tshark"):
+        lines = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.len",
+                                "-e", "frame.p2p_dir"], capture_output=True, text=True,
+                               timeout=60).stdout.split("\n")
+        rows = [ln.split("\t") for ln in lines if ln.strip()]
+        assert len(rows) == len(pkts)
+        assert [r[1] for r in rows] == [("0" if p.direction == "out" else "1") for p in pkts]
+
+
+def test_convert_truncated_pktmon_keeps_original_length(tmp_path):
+    pkts = _packets(8)
+    src = write_pktmon_etl(tmp_path / "p.etl", pkts)
+    out = tmp_path / "p.pcapng"
+    assert _convert(src, out).returncode == 0
+    _cap, recs = _read(out)
+    _same(recs, pkts, snaplen=128)
+
+
+def test_convert_bad_input_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.etl"
+    bad.write_bytes(b"hello world, not a capture")
+    run = _convert(bad, tmp_path / "o.pcapng")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    missing_dir = tmp_path / "nodir" / "o.pcapng"
+    run = _convert(write_ndis_etl(tmp_path / "ok.etl", _packets(2)), missing_dir)
+    assert run.returncode == 2 and "cannot write" in run.stderr
+    assert not os.path.exists(missing_dir)
