@@ -1,0 +1,73 @@
+"""Fix parameters and safe placeholder rendering."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.fixparams import FixTemplateError, compute, keepalive_for, placeholders, render
+from engine.kb import KnowledgeBase
+from engine.kb_model import Fix, IdleTimeout, ReferenceTables
+
+
+def fix(en: str, zh: str = "步骤 {keepalive_s}") -> Fix:
+    return Fix(id="fix.t", title={"en": "t", "zh": "t"}, steps={"en": en, "zh": zh})
+
+
+@pytest.mark.parametrize("idle,expected", [
+    (None, 300), (3600, 300), (601, 300), (599, 290), (100, 50), (19, 10), (0, 10), (35.4, 10),
+])
+def test_keepalive_half_idle_floored_and_clamped(idle, expected):
+    assert keepalive_for(idle) == expected
+
+
+def test_compute_from_evidence():
+    p = compute({"idle_before_s": 1799.6, "conn_server_port": 3389, "path_mtu": 1400,
+                 "server_ip": "10.0.0.5", "client_ip": "10.0.0.9", "tracert_hop": 3,
+                 "cross_matched_devices": ["Cisco ASA", "Palo Alto"]})
+    assert p["idle_s"] == 1800 and p["idle_min"] == 30
+    assert p["keepalive_s"] == 300 and p["keepalive_ms"] == 300000 and p["keepalive_min"] == 5
+    assert p["probe_count"] == 3 and p["device_timeout_s"] == 3600
+    assert p["server_port"] == 3389 and p["app_name"] == "RDP"
+    assert p["path_mtu"] == 1400 and p["ping_size"] == 1372 and p["mss"] == 1360
+    assert p["server_ip"] == "10.0.0.5" and p["client_ip"] == "10.0.0.9"
+    assert p["tracert_hop"] == 3 and p["matched_devices"] == "Cisco ASA, Palo Alto"
+
+
+def test_compute_defaults_and_long_idle():
+    p = compute({"idle_before_s": 7201, "conn_server_port": 8080})
+    assert p["device_timeout_s"] == 14402 and p["app_name"] == "the application"
+    empty = compute({})
+    assert "idle_s" not in empty and empty["keepalive_s"] == 300 and empty["keepalive_min"] == 5
+    assert empty["ping_size"] == 1472 and empty["mss"] == 1460 and "path_mtu" not in empty
+    assert {22: "SSH", 1433: "SQL Server", 445: "SMB"} == {
+        port: compute({"conn_server_port": port})["app_name"] for port in (22, 1433, 445)}
+
+
+def test_matched_devices_from_reference_table():
+    kb = KnowledgeBase(path=Path("k"), reference=ReferenceTables(idle_timeouts=[
+        IdleTimeout(id="asa", device="Cisco ASA", family="firewall", seconds=3600,
+                    sends_rst="no", reference="x"),
+        IdleTimeout(id="f5", device="F5 BIG-IP", family="load_balancer", seconds=300,
+                    sends_rst="yes", reference="x")]))
+    assert compute({"idle_before_s": 3590}, kb)["matched_devices"] == "Cisco ASA"
+    assert "matched_devices" not in compute({"idle_before_s": 1000}, kb)
+
+
+def test_render_fills_known_and_keeps_unknown_visible():
+    params = compute({"idle_before_s": 100})
+    text = render(fix("Set {keepalive_s}s ({keepalive_ms} ms) on {app_name}; {{literal}} {server_ip}"),
+                  params, "en")
+    assert text == "Set 50s (50000 ms) on the application; {literal} {server_ip}"
+    assert render(fix("x"), params, "zh") == "步骤 50"
+
+
+@pytest.mark.parametrize("template", ["{a.b}", "{a[0]}", "{}", "{0}", "{keepalive_s!r}",
+                                      "{keepalive_s:{x}}", "{unclosed", "{idle_s.__class__}"])
+def test_render_rejects_anything_but_plain_names(template):
+    with pytest.raises(FixTemplateError, match="fix.t"):
+        render(fix(template), {"a": {"b": 1}, "keepalive_s": 1, "idle_s": 2}, "en")
+
+
+def test_placeholders_lists_names():
+    assert placeholders("a {x} b {y:>5} {{z}}") == ["x", "y"]
