@@ -53,6 +53,13 @@ class Hop(PastedModel):
                                    "Windows 'reports: ...' message")
     timed_out: bool = False
 
+    @property
+    def label(self) -> str:
+        """'name [addr]', 'addr', or '*' for a hop that never answered."""
+        if self.address is None:
+            return self.name or "*"
+        return f"{self.name} [{self.address}]" if self.name else self.address
+
 
 class Trace(PastedModel):
     """A whole trace: target and hops in order."""
@@ -72,6 +79,11 @@ class Trace(PastedModel):
             if hop.number == n:
                 return hop
         return None
+
+    def hop_for_rst(self, rst) -> Optional[Hop]:
+        """The hop that sent a RST, from its ``tracert_hop`` (TTL decrements + 1). Meaningful
+        when this trace was run from the capture point towards the RST's claimed sender."""
+        return self.hop(rst.tracert_hop)
 
 
 def _ip(text: str) -> Optional[str]:
