@@ -59,17 +59,29 @@ class CompiledKB:
     conclusion_levels: dict[str, int]
     referenced: list[list[str]]          # per level: conclusion ids some premise reads
     nnf: list[Node]
+    typed_fields: frozenset = frozenset()    # fields durable compares (typed keys needed)
+    exists_fields: frozenset = frozenset()   # fields durable tests for presence
+    # per referenced conclusion: (lowest positive threshold, highest negated threshold);
+    # a conclusion fact reaching neither can enable nothing and is not asserted
+    thresholds: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+
+    def worth_asserting(self, cid: str, cf: float) -> bool:
+        lo, hi = self.thresholds.get(cid, (None, None))
+        return (lo is not None and cf >= lo) or (hi is not None and cf < hi)
 
     def evidence_fact(self, evidence: dict[str, Any]) -> dict[str, Any]:
         """The evidence fact for durable (typed keys, presence keys, derived tests).
         ``evidence`` must be normalized (``conditions.normalize_evidence``)."""
         from .conditions import eval_test
         fact: dict[str, Any] = {"t": "ev"}
+        # only what some pattern reads: smaller JSON for durable to parse
         for name, value in evidence.items():
-            fact["e__" + name] = 1
-            kind = value_kind(value)
-            if kind in _SCALAR_KINDS:
-                fact[f"{kind}__{name}"] = value
+            if name in self.exists_fields:
+                fact["e__" + name] = 1
+            if name in self.typed_fields:
+                kind = value_kind(value)
+                if kind in _SCALAR_KINDS:
+                    fact[f"{kind}__{name}"] = value
         for key, test in self.derived:
             truth = eval_test(test, evidence)
             if truth is not None:
@@ -99,6 +111,8 @@ class _Compiler:
     def __init__(self):
         self.derived: list[tuple[str, Test]] = []
         self._derived_key: dict[int, str] = {}
+        self.typed_fields: set[str] = set()
+        self.exists_fields: set[str] = set()
 
     def derived_key(self, test: Test) -> str:
         key = self._derived_key.get(id(test))
@@ -113,7 +127,9 @@ class _Compiler:
         if _needs_python(test):
             return {self.derived_key(test): not lit.negated}
         if test.op == "exists":
+            self.exists_fields.add(name)
             return {("$ex" if lit.value else "$nex"): {"e__" + name: 1}}
+        self.typed_fields.add(name)
         if test.op == "in":
             members = test.value if isinstance(test.value, (list, tuple)) else [test.value]
             if not lit.negated:
@@ -242,8 +258,15 @@ def compile_kb(kb: KnowledgeBase) -> CompiledKB:
     bad = unsafe_parts(ruleset)
     if bad:  # a compiler bug, never a KB problem
         raise AssertionError(f"compiled ruleset holds unsafe parts: {bad[:3]}")
+    thresholds: dict[str, tuple[Optional[float], Optional[float]]] = {}
+    for disjunct in disjuncts.values():
+        for cid, (lo, hi, _alias) in disjunct.concluded.items():
+            old_lo, old_hi = thresholds.get(cid, (None, None))
+            thresholds[cid] = (lo if old_lo is None else (old_lo if lo is None else min(old_lo, lo)),
+                               hi if old_hi is None else (old_hi if hi is None else max(old_hi, hi)))
     return CompiledKB(kb.rules, ruleset, disjuncts, compiler.derived, levels, conclusion_levels,
-                      referenced, nnf)
+                      referenced, nnf, frozenset(compiler.typed_fields),
+                      frozenset(compiler.exists_fields), thresholds)
 
 
 _COMPARE = {"$lt", "$lte", "$gt", "$gte", "$neq", "$ex", "$nex"}

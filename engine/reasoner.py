@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from . import certainty
 from .compile import CompiledKB, compile_kb
 from .conditions import normalize_evidence, render_value, support
-from .host import RulesetHost
+from .host import EngineError, RulesetHost
 from .kb import KnowledgeBase
 from .kb_model import Text
 
@@ -185,8 +185,12 @@ class Reasoner:
                     cf = (given.get(cid, 0.0) if given is not None
                           else self._combined(cid, strengths))
                     asserted[cid] = cf
+                    if not compiled.worth_asserting(cid, cf):
+                        continue  # no premise threshold reached: it could enable nothing
                     if not session.assert_fact({"t": "c", "id": cid, "cf": cf}):
-                        notes.append(f"conclusion {cid} (cf {cf:g}) enabled no rule")
+                        # it reaches a premise threshold, so a pattern must have taken it
+                        raise EngineError(f"durable-rules dropped conclusion fact {cid} "
+                                          f"(cf {cf:g}) that a rule premise reads")
         return strengths, order, notes
 
     def _combined(self, cid: str, strengths: dict[int, float]) -> float:
@@ -249,12 +253,14 @@ class Reasoner:
             rule = rules[index]
             proof = support(self.compiled.nnf[index], evidence, cfs)
             lits, concluded = (proof[1], proof[2]) if proof else ([], [])
-            just = Justification(
+            # model_construct: these values are ours and already typed; validation would
+            # double the cost of building an inference
+            just = Justification.model_construct(
                 rule_id=rule.id, rev=rule.rev, conclusion=rule.conclude.id, rule_cf=rule.conclude.cf,
                 cf=certainty.contribution(rule.conclude.cf, strengths[index]),
-                premises=[Premise(field=l.test.field, op=l.op, value=l.value,
+                premises=[Premise.model_construct(field=l.test.field, op=l.op, value=l.value,
                                   actual=evidence.get(l.test.field, "unknown")) for l in lits],
-                concluded=[ConcludedPremise(concluded=c, cf=cf) for c, cf in concluded])
+                concluded=[ConcludedPremise.model_construct(concluded=c, cf=cf) for c, cf in concluded])
             justifications[index] = just
             because = [f"{p.field} {p.op} {render_value(p.value)} (is {render_value(p.actual)})"
                        if p.op != "exists" else f"{p.field} {'known' if p.value else 'unknown'}"
@@ -268,9 +274,9 @@ class Reasoner:
             just = justifications[index]
             state = conclusions.get(just.conclusion)
             if state is None:
-                state = conclusions[just.conclusion] = ConclusionState(
+                state = conclusions[just.conclusion] = ConclusionState.model_construct(
                     id=just.conclusion, kind=_kind(self.kb, just.conclusion),
-                    cf=cfs[just.conclusion])
+                    cf=cfs[just.conclusion], supports=[])
             state.supports.append(just)
         fired = [justifications[i] for i in order]
         return Inference(self.kb, evidence, conclusions, fired, trace, notes)

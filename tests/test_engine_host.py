@@ -93,10 +93,44 @@ def test_unmatched_fact_is_dropped_visibly_not_raised():
     host.close()
 
 
-def test_dropped_conclusion_facts_are_reported_in_notes():
+def test_conclusion_facts_that_enable_nothing_are_not_asserted():
     with Reasoner(small_kb()) as reasoner:
-        inference = reasoner.infer({"ttl_matches_baseline": True})
-        assert any("finding.ttl_off" in note for note in inference.notes)
+        asserted = []
+        original = reasoner.host.session
+
+        def spying(on_match):
+            manager = original(on_match)
+            session = manager.__enter__()
+            real = session.assert_fact
+            session.assert_fact = lambda fact: asserted.append(fact) or real(fact)
+            return _Reentered(manager, session)
+
+        reasoner.host.session = spying
+        reasoner.infer({"ttl_matches_baseline": True})
+        assert [f["t"] for f in asserted] == ["ev"]  # finding.ttl_off at cf 0 enables nothing
+        asserted.clear()
+        reasoner.infer({"ttl_matches_baseline": False})
+        assert [(f["t"], f.get("cf")) for f in asserted] == [("ev", None), ("c", 0.8)]
+
+
+def test_a_dropped_conclusion_fact_a_rule_needs_is_an_engine_error():
+    with Reasoner(small_kb()) as reasoner:
+        # pretend a premise reads finding.ttl_off at cf >= 0.1: no pattern takes cf 0.05
+        reasoner.compiled.thresholds["finding.ttl_off"] = (0.01, None)
+        reasoner.kb.rules[0].conclude.cf = 0.05
+        with pytest.raises(EngineError, match="dropped conclusion fact finding.ttl_off"):
+            reasoner.infer({"ttl_matches_baseline": False})
+
+
+class _Reentered:
+    def __init__(self, manager, session):
+        self.manager, self.session = manager, session
+
+    def __enter__(self):
+        return self.session
+
+    def __exit__(self, *exc):
+        return self.manager.__exit__(*exc)
 
 
 def test_exception_in_action_raises_engine_error_naming_the_rule():
