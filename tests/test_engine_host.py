@@ -171,3 +171,36 @@ def test_two_reasoners_over_different_kbs_coexist_and_unload():
     # a reload of the same KB registers again without "already registered"
     with Reasoner(small_kb("one")) as again:
         assert again.infer(evidence).cf("origin.middle_device") == pytest.approx(0.72)
+
+
+def test_an_exception_durable_swallowed_into_the_state_is_still_raised():
+    from durable.engine import Promise
+    host = RulesetHost({"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}},
+                       labels={"r": "rule.unwrapped"})
+    # bypass our wrapper: the raw durable behaviour is to swallow this into the state
+    host.host._ruleset_directory[host.name]._actions["r"] = Promise(lambda c: 1 / 0)
+    with pytest.raises(EngineError, match="durable recorded an action failure.*division by zero"):
+        with host.session(lambda name, facts: None) as session:
+            session.assert_fact({"t": "ev", "n__ttl": 64})  # durable itself raises nothing
+    assert host.live_sessions == 0
+    host.close()
+
+
+def test_post_would_consume_the_fact_we_rely_on():
+    """Why the host never posts: a posted event is gone after its first match, so a rule
+    joining it with a later conclusion fact could never fire."""
+    definition = {"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}},
+                                {"c": {"$and": [{"t": "c"}, {"id": "x"}]}}]},
+                  "s": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}}
+    host = RulesetHost(definition)
+    matched = []
+    with host.session(lambda name, facts: matched.append(name)) as session:
+        host.host.post(host.name, {"t": "ev", "n__ttl": 64, "sid": session.sid, "uid": 1})
+        session.assert_fact({"t": "c", "id": "x"})
+    assert "r" not in matched          # the event was consumed
+    matched.clear()
+    with host.session(lambda name, facts: matched.append(name)) as session:
+        session.assert_fact({"t": "ev", "n__ttl": 64})
+        session.assert_fact({"t": "c", "id": "x"})
+    assert sorted(matched) == ["r", "s"]
+    host.close()
