@@ -64,6 +64,21 @@ def test_every_scenario_has_a_must_show_row():
     assert set(MUST_SHOW) == set(SCENARIOS)
 
 
+def test_scenario_truth_uses_knowledge_base_ids():
+    """origin, pattern and sub-type of every scenario are conclusions the KB can reach."""
+    import yaml
+    kinds: dict[str, str] = {}
+    for path in sorted((REPO / "knowledge").glob("*.yaml")):
+        for conclusion in (yaml.safe_load(path.read_text()) or {}).get("conclusions", []):
+            kinds[conclusion["id"]] = conclusion["kind"]
+    if not kinds:
+        pytest.skip("knowledge base has no conclusions yet")
+    for scenario in SCENARIOS.values():
+        assert kinds.get(f"origin.{scenario.origin}") == "origin", scenario.name
+        assert kinds.get(f"pattern.{scenario.pattern}") == "pattern", scenario.name
+        assert kinds.get(scenario.subtype) == "subtype", scenario.name
+
+
 @pytest.mark.lab
 @pytest.mark.parametrize("name", list(MUST_SHOW))
 def test_scenario_captures_show_what_really_happened(name, tmp_path):

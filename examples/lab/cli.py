@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_list(args) -> int:
     from . import SCENARIOS
     for scenario in SCENARIOS.values():
-        print(f"{scenario.name:24} IPv{scenario.family}  {scenario.title}")
+        print(f"{scenario.name:22} IPv{scenario.family}  {scenario.subtype:36} {scenario.title}")
     return 0
 
 

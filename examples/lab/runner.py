@@ -75,10 +75,16 @@ class Plan:
 
 @dataclass
 class Scenario:
+    """A scenario and the ground truth it reproduces (KB conclusion ids without their prefix
+    for origin and pattern, the KB sub-type id as is)."""
+
     name: str
     title: str
     family: int
     build: Callable[[Context], Plan]
+    origin: str
+    pattern: str
+    subtype: str
 
 
 class Tcpdump:
@@ -203,7 +209,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, family: Optional[int] = None
                 cap.stop()
             stop_process(server_proc)
     fields = plan.expected(ctx, events)
-    expected = Expected(scenario=scenario.name, title=scenario.title, topology=ctx.topology_text(),
+    expected = Expected(scenario=scenario.name, title=scenario.title, origin=scenario.origin,
+                        pattern=scenario.pattern, subtype=scenario.subtype,
+                        topology=ctx.topology_text(),
                         node_ttls={n.name: n.ttl for n in lab.nodes.values()},
                         middle_config=ctx.middle_config, client_errors=client_errors(events),
                         connections_ok=connections_ok(events),

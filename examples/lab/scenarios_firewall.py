@@ -34,9 +34,7 @@ def firewall_idle_timeout(ctx: Context) -> Plan:
     stateful_reset(ctx, "fw", IDLE_TIMEOUT_S)
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="idle_timeout",
-                    subtype="firewall.connection_timeout",
-                    endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", ["fw", "r1", "cli"])],
                     no_rst_from=["client", "server"],
                     baselines=[ctx.baseline("client", "server", server_to_client())],
@@ -52,8 +50,7 @@ def keepalive_fix(ctx: Context) -> Plan:
     stateful_reset(ctx, "fw", IDLE_TIMEOUT_S)
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="idle_timeout",
-                    subtype="firewall.connection_timeout", survives=True,
+        return dict(survives=True,
                     endpoints=endpoints(ctx, SERVER_PORT), no_rst_from=["client", "server"],
                     baselines=[ctx.baseline("client", "server", server_to_client())],
                     idle=dict(configured_timeout_s=IDLE_TIMEOUT_S, client_idle_s=IDLE_SLEEP_S),
@@ -70,9 +67,7 @@ def firewall_policy_block(ctx: Context) -> Plan:
     srv = ctx.ip("srv")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="syn_rejected",
-                    subtype="firewall.policy_block",
-                    endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", ["fw", "r1", "cli"], answers_syn=True,
                                   connection=2)],
                     no_rst_from=["client", "server"],
@@ -90,19 +85,17 @@ DPI_SIGNATURE = "/etc/passwd"
 
 
 def dpi_payload_match(ctx: Context) -> Plan:
-    chain(ctx, "ips")
-    ctx.iptables("ips", "-A", "FORWARD", "-p", "tcp", "-m", "string", "--algo", "bm",
+    chain(ctx, "fw")
+    ctx.iptables("fw", "-A", "FORWARD", "-p", "tcp", "-m", "string", "--algo", "bm",
                  "--string", DPI_SIGNATURE, "-j", "REJECT", "--reject-with", "tcp-reset")
     srv = ctx.ip("srv")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="payload_triggered",
-                    subtype="ids.signature_match",
-                    endpoints=endpoints(ctx, SERVER_PORT),
-                    rsts=[ctx.rst("client", "server", ["ips", "r1", "cli"])],
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
+                    rsts=[ctx.rst("client", "server", ["fw", "r1", "cli"])],
                     no_rst_from=["client", "server"],
-                    baselines=[ctx.baseline("client", "server", server_to_client("ips"))],
-                    notes=[f"The IPS matches the payload '{DPI_SIGNATURE}' (iptables string "
+                    baselines=[ctx.baseline("client", "server", server_to_client("fw"))],
+                    notes=[f"The firewall's DPI matches the payload '{DPI_SIGNATURE}' (iptables string "
                            "match) and answers that segment with a RST to the client only; the "
                            "segment is dropped, so the server never sees it."])
     steps = (_exchange(srv, SERVER_PORT, "GET /index.html")
@@ -124,8 +117,7 @@ def ids_rate_limit(ctx: Context) -> Plan:
 
     def expected(ctx: Context, events: list[dict]) -> dict:
         rejected = IDS_ATTEMPTS - IDS_BURST
-        return dict(origin="middle_device", pattern="syn_rejected",
-                    subtype="ids.rate_limiting", endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", ["ids", "r1", "cli"], answers_syn=True,
                                   min_count=rejected)],
                     no_rst_from=["client", "server"],
@@ -150,8 +142,7 @@ def nat_table_expiry(ctx: Context) -> Plan:
                        "net.netfilter.nf_conntrack_tcp_timeout_established": IDLE_TIMEOUT_S})
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="idle_timeout", subtype="nat.table_expiry",
-                    endpoints=endpoints(ctx, SERVER_PORT, seen_client=ctx.ip("nat", "r2")),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT, seen_client=ctx.ip("nat", "r2")),
                     rsts=[ctx.rst("client", "server", ["nat", "r1", "cli"])],
                     no_rst_from=["client", "server"],
                     baselines=[ctx.baseline("client", "server", server_to_client("nat"))],
@@ -178,8 +169,7 @@ def asymmetric_routing(ctx: Context) -> Plan:
         stateful_reset(ctx, fw)
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="unpredictable",
-                    subtype="routing.asymmetric", endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("server", "client", ["fwb", "r2", "srv"], min_count=2)],
                     no_rst_from=["client", "server"],
                     client_sees="connect() times out: no SYN-ACK ever arrives, no RST either",
@@ -212,8 +202,7 @@ def path_change(ctx: Context) -> Plan:
         ctx.notes.append("After the first exchange r1 and r2 re-route through rx and fwb.")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="middle_device", pattern="unpredictable", subtype="routing.path_change",
-                    endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", ["fwb", "rx", "r1", "cli"])],
                     no_rst_from=["client", "server"],
                     baselines=[ctx.baseline("client", "server", ["srv", "r2", "fwa", "r1", "cli"])],
@@ -231,8 +220,7 @@ def endpoint_abort(ctx: Context) -> Plan:
     stateful_reset(ctx, "fw")  # present and stateful, but innocent: default timeouts
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="endpoint", pattern="during_transfer", subtype="endpoint.abort",
-                    endpoints=endpoints(ctx, SERVER_PORT),
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", server_to_client()),
                           ctx.rst("server", "server", ["srv"])],
                     no_rst_from=["client"], rst_sent_by_capture_host=["server"],
@@ -250,8 +238,7 @@ def endpoint_port_closed(ctx: Context) -> Plan:
     srv = ctx.ip("srv")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return dict(origin="endpoint", pattern="syn_rejected", subtype="endpoint.port_closed",
-                    endpoints=endpoints(ctx, CLOSED_PORT),
+        return dict(endpoints=endpoints(ctx, CLOSED_PORT),
                     rsts=[ctx.rst("client", "server", server_to_client(), answers_syn=True,
                                   connection=2),
                           ctx.rst("server", "server", ["srv"], answers_syn=True, connection=2)],
@@ -266,21 +253,24 @@ def endpoint_port_closed(ctx: Context) -> Plan:
 
 SCENARIOS = [
     Scenario("firewall_idle_timeout", "Firewall state expires during idle; next segment reset",
-             4, firewall_idle_timeout),
+             4, firewall_idle_timeout, "middle_device", "idle_timeout", "firewall.idle_timeout"),
     Scenario("firewall_policy_block", "Firewall policy rejects the SYN with a RST (IPv6)", 6,
-             firewall_policy_block),
-    Scenario("dpi_payload_match", "IPS payload signature match resets the connection", 4,
-             dpi_payload_match),
-    Scenario("ids_rate_limit", "IDS rejects SYNs above a connection rate", 4, ids_rate_limit),
+             firewall_policy_block, "middle_device", "syn_rejected", "firewall.policy_block"),
+    Scenario("dpi_payload_match", "Firewall DPI payload match resets the connection", 4,
+             dpi_payload_match, "middle_device", "payload_triggered",
+             "firewall.dpi_payload_match"),
+    Scenario("ids_rate_limit", "IDS rejects SYNs above a connection rate", 4, ids_rate_limit,
+             "middle_device", "syn_rejected", "ids_ips.rate_limit"),
     Scenario("nat_table_expiry", "NAT mapping expires during idle; next segment reset", 4,
-             nat_table_expiry),
+             nat_table_expiry, "middle_device", "idle_timeout", "nat.table_expiry"),
     Scenario("asymmetric_routing", "Return path crosses a firewall with no state", 4,
-             asymmetric_routing),
+             asymmetric_routing, "middle_device", "unpredictable", "routing.asymmetric"),
     Scenario("path_change", "Route flaps mid-connection to another stateful firewall", 4,
-             path_change),
-    Scenario("endpoint_abort", "Control: the server aborts (SO_LINGER 0)", 4, endpoint_abort),
+             path_change, "middle_device", "unpredictable", "routing.path_change"),
+    Scenario("endpoint_abort", "Control: the server aborts (SO_LINGER 0)", 4, endpoint_abort,
+             "endpoint", "during_transfer", "endpoint.application_abort"),
     Scenario("endpoint_port_closed", "Control: SYN to a closed port (IPv6)", 6,
-             endpoint_port_closed),
+             endpoint_port_closed, "endpoint", "syn_rejected", "endpoint.port_closed"),
     Scenario("keepalive_fix", "Idle timeout again, with TCP keepalive: the connection survives",
-             4, keepalive_fix),
+             4, keepalive_fix, "middle_device", "idle_timeout", "firewall.idle_timeout"),
 ]

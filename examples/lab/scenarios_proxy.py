@@ -69,8 +69,7 @@ def _proxy_rsts(ctx: Context) -> list:
 
 def _proxy_expected(ctx: Context, **fields) -> dict:
     vip = ctx.ip("lb", "r1")
-    return dict(origin="middle_device",
-                endpoints=endpoints(ctx, SERVER_PORT, server_ip=vip,
+    return dict(endpoints=endpoints(ctx, SERVER_PORT, server_ip=vip,
                                     seen_client=ctx.ip("lb", "r2"), seen_server=ctx.ip("srv")),
                 rsts=_proxy_rsts(ctx), no_rst_from=["client", "server"],
                 baselines=[ctx.baseline("client", "server", ["lb", "r1", "cli"])],
@@ -86,8 +85,7 @@ def lb_idle_timeout(ctx: Context) -> Plan:
 
     def expected(ctx: Context, events: list[dict]) -> dict:
         return _proxy_expected(
-            ctx, pattern="idle_timeout", subtype="load_balancer.session_timeout",
-            scenario_map_says="middle_device: Load Balancer / Session Timeout",
+            ctx, scenario_map_says="middle_device: Load Balancer / Session Timeout",
             idle=dict(configured_timeout_s=LB_TIMEOUT_S,
                       measured_idle_s=idle_before_error(events)),
             notes=[f"HAProxy 'timeout client/server {LB_TIMEOUT_S}s' with 'option nolinger': "
@@ -118,8 +116,7 @@ def lb_backend_down(ctx: Context) -> Plan:
 
     def expected(ctx: Context, events: list[dict]) -> dict:
         return _proxy_expected(
-            ctx, pattern="unpredictable", subtype="load_balancer.health_check_failure",
-            scenario_map_says="middle_device: Load Balancer / Health Check Failure",
+            ctx, scenario_map_says="middle_device: Load Balancer / Health Check Failure",
             notes=["HAProxy marks the backend down when a health check times out and, with "
                    "'on-marked-down shutdown-sessions', kills the sessions on it: FIN then RST "
                    "to the client (which reads EOF), RST alone to the server. The server capture also holds the health "
@@ -136,7 +133,8 @@ def lb_backend_down(ctx: Context) -> Plan:
 
 SCENARIOS = [
     Scenario("lb_idle_timeout", "HAProxy idle timeout resets both sides (full proxy)", 4,
-             lb_idle_timeout),
+             lb_idle_timeout, "middle_device", "idle_timeout", "load_balancer.session_timeout"),
     Scenario("lb_backend_down", "HAProxy health check fails: sessions shut down", 4,
-             lb_backend_down),
+             lb_backend_down, "middle_device", "unpredictable",
+             "load_balancer.health_check_failure"),
 ]
