@@ -84,18 +84,15 @@ class Inference:
 
     @property
     def origin(self) -> str:
-        """``middle_device`` or ``endpoint`` when the best ``origin.*`` conclusion has
-        cf ≥ 0.3 and beats every other origin by ≥ 0.2 (an absent one counts as 0);
+        """``middle_device`` or ``endpoint`` when ``origin.<that>`` has cf ≥ 0.3 and beats
+        ``origin.<the other>`` by ≥ 0.2 (an absent or negative one counts as 0);
         otherwise ``undetermined``."""
-        scores = {c.id: c.cf for c in self.conclusions.values() if c.kind == "origin"}
-        if not scores:
-            return "undetermined"
-        best = max(scores, key=lambda k: (scores[k], k))
-        other = max([v for k, v in scores.items() if k != best] or [0.0])
-        if scores[best] >= ORIGIN_MIN_CF and scores[best] - max(other, 0.0) >= ORIGIN_MARGIN:
-            name = best.split(".", 1)[1] if best.startswith("origin.") else best
-            if name in ("middle_device", "endpoint"):
-                return name
+        middle = max(self.cf("origin.middle_device"), 0.0)
+        endpoint = max(self.cf("origin.endpoint"), 0.0)
+        best, cf, other = (("middle_device", middle, endpoint) if middle >= endpoint
+                           else ("endpoint", endpoint, middle))
+        if cf >= ORIGIN_MIN_CF and cf - other >= ORIGIN_MARGIN - 1e-9:
+            return best
         return "undetermined"
 
     @property

@@ -183,3 +183,18 @@ def test_unknown_extra_keys_are_fine(reasoner):
     inf = reasoner.infer(dict(MIDDLE_IDLE, server_ip="10.0.0.1", client_ip="10.0.0.2",
                               cross_matched_devices=["asa"]))
     assert inf.origin == "middle_device"
+
+
+@pytest.mark.parametrize("middle,endpoint,expected", [
+    (0.7, 0.5, "middle_device"),   # margin exactly 0.2 (0.19999999999999996 in floats)
+    (0.7, 0.51, "undetermined"),
+    (0.3, -0.4, "middle_device"),  # a negative other origin counts as 0
+    (0.29, 0.0, "undetermined"),
+    (0.2, 0.6, "endpoint"),
+])
+def test_origin_threshold_boundaries(middle, endpoint, expected):
+    rules = [make_rule("m", {"field": "ttl", "op": "exists", "value": True}, "origin.middle_device", middle),
+             make_rule("e", {"field": "ttl", "op": "exists", "value": True}, "origin.endpoint", endpoint),
+             make_rule("u", {"field": "ttl", "op": "exists", "value": True}, "origin.undetermined", 0.9)]
+    with Reasoner(KnowledgeBase(path=Path("o"), rules=rules)) as reasoner:
+        assert reasoner.infer({"ttl": 64}).origin == expected
