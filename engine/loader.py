@@ -124,6 +124,8 @@ class Locator:
     broken_ids: dict[str, set] = field(default_factory=dict)
     # rules that failed the schema but whose 'when' parsed: their conditions are still checked
     partial_rules: list[Any] = field(default_factory=list)
+    # each file's free-form 'meta' section (mind-map layout for the exporter)
+    meta: dict[str, dict] = field(default_factory=dict)
 
     def remember(self, obj: Any, origin: Origin) -> None:
         self.origins[id(obj)] = origin
@@ -242,6 +244,8 @@ def _load_file(path: Path, kb: KnowledgeBase, locator: Locator) -> list[Problem]
             line, col = data.marks[key]
             problems.append(Problem(name, line, col, str(key), f"unknown section '{key}' "
                                     f"(allowed: {', '.join(sorted(allowed))})"))
+    if isinstance(data.get("meta"), dict):
+        locator.meta[name] = data["meta"]
     for section, model in SECTIONS.items():
         items = data.get(section)
         if items is None:
