@@ -89,6 +89,7 @@ class Lab:
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
         self.procs: list[subprocess.Popen] = []
+        self.temp_dirs: list[str] = []  # removed at close (e.g. HAProxy's configuration)
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -116,6 +117,8 @@ class Lab:
                 except (ProcessLookupError, ValueError):
                     pass
             subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
+        for folder in self.temp_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
         if self in _LIVE_LABS:
             _LIVE_LABS.remove(self)
 

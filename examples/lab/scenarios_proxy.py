@@ -53,6 +53,7 @@ def _start_haproxy(ctx: Context, config: str) -> None:
     if shutil.which("haproxy") is None:
         raise LabError("this scenario needs HAProxy ('haproxy' not on PATH)")
     folder = Path(mkdtemp(prefix="rsl-haproxy-"))
+    ctx.lab.temp_dirs.append(str(folder))
     cfg = folder / "haproxy.cfg"
     cfg.write_text(config)
     ctx.middle_config.extend(f"lb: haproxy.cfg: {line.strip()}" for line in config.splitlines()
