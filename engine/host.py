@@ -13,6 +13,9 @@
 * Dropped facts: a fact no pattern matches raises MessageNotHandled and is not stored. The
   session catches it and keeps the fact in ``dropped`` (normal for evidence that matches
   nothing; the reasoner reports dropped conclusion facts in its trace).
+* Deleting a session whose facts were all dropped (MessageNotHandled) segfaults, measured
+  here on 2.0.28. Every session therefore first asserts an anchor fact that a built-in
+  no-op rule always takes, so each session owns at least one stored fact.
 * Dedup: identical facts are merged by a 32-bit hash, so every fact gets a unique ``uid``.
 * Facts, not events: ``post`` consumes an event at the first match; we only ``assert_fact``,
   one fact at a time (``assert_facts`` batches are unsafe).
@@ -31,6 +34,8 @@ from durable import engine as durable_engine
 from durable.engine import Host, MessageNotHandledException, MessageObservedException
 
 MAX_LIVE_SESSIONS = 1000  # durable's hard limit is 1024 per ruleset
+ANCHOR_RULE = "__anchor"
+ANCHOR_FACT = {"t": "__anchor"}
 _RULESET_NUMBERS = itertools.count(1)
 
 OnMatch = Callable[[str, dict[str, dict]], None]
@@ -105,8 +110,7 @@ class RulesetHost:
         ruleset = copy.deepcopy(definition)  # durable mutates it in place
         for rule_name, body in ruleset.items():
             body["run"] = self._action(rule_name)
-        if not ruleset:  # durable cannot create an empty ruleset; a rule no fact can match
-            ruleset["__empty"] = {"all": [{"m": {"t": "__never"}}], "run": self._action("__empty")}
+        ruleset[ANCHOR_RULE] = {"all": [{"a": dict(ANCHOR_FACT)}], "run": self._action(ANCHOR_RULE)}
         self.host.set_rulesets({self.name: ruleset})
         self.closed = False
 
@@ -118,7 +122,8 @@ class RulesetHost:
             session = None
             try:
                 session = self._sessions[str(c.s.sid)]
-                session.on_match(rule_name, dict(c._m))
+                if rule_name != ANCHOR_RULE:
+                    session.on_match(rule_name, dict(c._m))
             except BaseException as exc:  # durable would swallow it into the state
                 (session.errors if session else self._orphan_errors).append((rule_name, exc))
         return run
@@ -138,6 +143,8 @@ class RulesetHost:
         session = Session(self, sid, on_match)
         self._sessions[sid] = session
         try:
+            if not session.assert_fact(ANCHOR_FACT):
+                raise EngineError("durable-rules dropped the session anchor fact")
             yield session
             state = session.state()
             if state.get("exception"):
@@ -149,7 +156,7 @@ class RulesetHost:
             del self._sessions[sid]
             try:
                 self.host.delete_state(self.name, sid)
-            except Exception:  # no state was ever created (nothing asserted)
+            except Exception:  # the anchor never got in: durable holds no state to free
                 pass
 
     def close(self) -> None:

@@ -72,8 +72,8 @@ def test_identical_facts_in_one_session_are_all_kept():
     with host.session(lambda name, facts: matches.append(facts["e"]["uid"])) as session:
         for _ in range(5):
             assert session.assert_fact({"t": "ev", "n__ttl": 64})
-        assert len(session.facts()) == 5
-    assert sorted(matches) == [1, 2, 3, 4, 5]
+        assert len([f for f in session.facts() if f["t"] == "ev"]) == 5
+    assert len(set(matches)) == 5  # five distinct facts, none merged
     host.close()
 
 
@@ -81,7 +81,8 @@ def test_facts_persist_because_we_assert_instead_of_post():
     host = RulesetHost({"r": {"all": [{"e": {"$and": [{"t": "ev"}, {"n__ttl": 64}]}}]}})
     with host.session(lambda name, facts: None) as session:
         session.assert_fact({"t": "ev", "n__ttl": 64})
-        assert [f["n__ttl"] for f in session.facts()] == [64]  # a posted event would be gone
+        # a posted event would be gone
+        assert [f["n__ttl"] for f in session.facts() if f["t"] == "ev"] == [64]
     host.close()
 
 
@@ -91,6 +92,30 @@ def test_unmatched_fact_is_dropped_visibly_not_raised():
         assert session.assert_fact({"t": "ev", "n__ttl": 1}) is False
         assert session.dropped and session.dropped[0]["n__ttl"] == 1
     host.close()
+
+
+DROP_ONLY = """
+import sys
+sys.path.insert(0, {root!r})
+from engine.host import RulesetHost
+host = RulesetHost({{"r": {{"all": [{{"e": {{"$and": [{{"t": "ev"}}, {{"n__ttl": 64}}]}}}}]}}}})
+for _ in range(1500):
+    with host.session(lambda name, facts: None) as session:
+        assert session.assert_fact({{"t": "ev", "n__ttl": 1}}) is False
+print("survived", host.live_sessions)
+"""
+
+
+def test_sessions_whose_facts_were_all_dropped_are_deleted_safely():
+    """durable 2.0.28 segfaults deleting a session that holds only dropped facts; the
+    anchor fact prevents it. In a subprocess, so a regression cannot kill the test run."""
+    import subprocess
+    import sys
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", DROP_ONLY.format(root=root)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "survived 0"
 
 
 def test_conclusion_facts_that_enable_nothing_are_not_asserted():
