@@ -19,6 +19,8 @@
 * Dedup: identical facts are merged by a 32-bit hash, so every fact gets a unique ``uid``.
 * Facts, not events: ``post`` consumes an event at the first match; we only ``assert_fact``,
   one fact at a time (``assert_facts`` batches are unsafe).
+* One thread at a time: durable's C state is not thread-safe, and a TUI may reason from
+  worker threads; a session holds the host's lock from start to delete.
 * Names: a ruleset name can be registered once per process; each :class:`RulesetHost` gets
   a unique name and can be unloaded with :meth:`RulesetHost.close`.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -107,6 +110,7 @@ class RulesetHost:
         self._sessions: dict[str, Session] = {}
         self._sids = itertools.count(1)
         self._orphan_errors: list[tuple[str, BaseException]] = []
+        self._lock = threading.RLock()
         ruleset = copy.deepcopy(definition)  # durable mutates it in place
         for rule_name, body in ruleset.items():
             body["run"] = self._action(rule_name)
@@ -134,6 +138,10 @@ class RulesetHost:
 
     @contextmanager
     def session(self, on_match: OnMatch) -> Iterator[Session]:
+        with self._lock:
+            yield from self._session(on_match)
+
+    def _session(self, on_match: OnMatch) -> Iterator[Session]:
         if self.closed:
             raise EngineError(f"ruleset {self.name} was unloaded")
         if len(self._sessions) >= MAX_LIVE_SESSIONS:
@@ -162,6 +170,10 @@ class RulesetHost:
     def close(self) -> None:
         """Unload the ruleset (durable has no public unload: drop it from the host's
         directory and free it in the extension)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.closed:
             return
         ruleset = self.host._ruleset_directory.pop(self.name, None)

@@ -229,3 +229,14 @@ def test_post_would_consume_the_fact_we_rely_on():
         session.assert_fact({"t": "c", "id": "x"})
     assert sorted(matched) == ["r", "s"]
     host.close()
+
+
+def test_reasoning_from_several_threads_is_serialised_and_correct():
+    from concurrent.futures import ThreadPoolExecutor
+    evidences = [{"ttl_matches_baseline": i % 2 == 0, "ttl": 150 + i % 100} for i in range(400)]
+    with Reasoner(small_kb()) as reasoner:
+        expected = [reasoner.infer(e).summary() for e in evidences]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            got = list(pool.map(lambda e: reasoner.infer(e).summary(), evidences))
+        assert got == expected
+        assert reasoner.host.live_sessions == 0
