@@ -117,7 +117,7 @@ class PcapngCapture(Capture):
         when the rest of the file holds no such block."""
         bad_at = base + pos
         start = pos + 4
-        rx = _type_regex(e)
+        rx = _type_regex()
         eof = False
         while True:
             need_more = False
@@ -125,7 +125,7 @@ class PcapngCapture(Capture):
                 c = m.start()
                 if (base + c) % 4:
                     continue
-                got = _block_ok(buf, c, len(buf), e)
+                got = _plausible(buf, c, len(buf), e)
                 if got is not None:
                     self.warnings.append(
                         f"corrupt pcapng block at byte offset {bad_at} ({reason}):"
@@ -150,13 +150,21 @@ class PcapngCapture(Capture):
         return None
 
     def records(self):
+        for frame, ts, lt, buf, start, caplen, origlen, direction in self.walk():
+            yield frame, ts, lt, buf[start:start + caplen], origlen, direction
+
+    def fast_packets(self):
+        from .fastpcap import iter_pcapng
+        return iter_pcapng(self)
+
+    def walk(self):
+        """Like records(), but the frame is (buffer, start, caplen) so a fused decoder
+        can read it in place without a copy."""
         self.warnings.clear()
         self.records_read = 0
         frame = 0
         e = "<"
-        u32 = Struct("<I").unpack_from
-        hdr = Struct("<II").unpack_from
-        epb = Struct("<IIIII").unpack_from
+        u32, hdr, epb = _structs(e)
         ifaces: list[_Iface] = []
         last_ts = 0.0
         bad_iface_warned = False
@@ -173,52 +181,43 @@ class PcapngCapture(Capture):
                             if buf:
                                 self._cut_short(len(buf), 12, frame, "block header")
                             return
+                    reason = None
                     if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
                         se = _BOM.get(buf[pos + 8:pos + 12])
                         if se is None:
-                            self.records_read = frame
-                            got = self._resync(f, buf, pos, base, e, "bad byte-order magic")
-                            if got is None:
-                                return
-                            buf, pos, base, e = got
-                            continue
-                        if se != e:
-                            e = se
-                            u32 = Struct(e + "I").unpack_from
-                            hdr = Struct(e + "II").unpack_from
-                            epb = Struct(e + "IIIII").unpack_from
-                        ifaces = []
-                    btype, blen = hdr(buf, pos)
-                    if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                            reason = "bad byte-order magic"
+                        else:
+                            if se != e:
+                                e = se
+                                u32, hdr, epb = _structs(e)
+                            ifaces = []
+                    if reason is None:
+                        btype, blen = hdr(buf, pos)
+                        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                            reason = f"block length {blen}"
+                        elif pos + blen > len(buf):
+                            buf = buf[pos:] + f.read(max(CHUNK, blen))
+                            base += pos
+                            pos = 0
+                            if blen > len(buf):
+                                if _find_next(buf, base, e) is None:
+                                    self._cut_short(len(buf), blen, frame, "block")
+                                    return
+                                reason = f"block length {blen} runs past the end"
+                        if reason is None and u32(buf, pos + blen - 4)[0] != blen:
+                            reason = "trailing block length does not match"
+                    if reason is not None:
                         self.records_read = frame
-                        got = self._resync(f, buf, pos, base, e, f"block length {blen}")
+                        got = self._resync(f, buf, pos, base, e, reason)
                         if got is None:
                             return
-                        buf, pos, base, e = got
-                        continue
-                    if pos + blen > len(buf):
-                        buf = buf[pos:] + f.read(max(CHUNK, blen))
-                        base += pos
-                        pos = 0
-                        if blen > len(buf):
-                            self.records_read = frame
-                            got = _find_next(buf, base, e)
-                            if got is None:
-                                self._cut_short(len(buf), blen, frame, "block")
-                                return
-                            got = self._resync(f, buf, pos, base, e,
-                                               f"block length {blen} runs past the end")
-                            if got is None:
-                                return
-                            buf, pos, base, e = got
-                            continue
-                    if u32(buf, pos + blen - 4)[0] != blen:
-                        self.records_read = frame
-                        got = self._resync(f, buf, pos, base, e,
-                                           "trailing block length does not match")
-                        if got is None:
-                            return
-                        buf, pos, base, e = got
+                        buf, pos, base, found_e = got
+                        if found_e != e:
+                            # a block in the other byte order: its section header was
+                            # lost, so the interfaces we know are not its interfaces
+                            e = found_e
+                            u32, hdr, epb = _structs(e)
+                            ifaces = []
                         continue
                     p = pos
                     pos += blen
@@ -249,7 +248,7 @@ class PcapngCapture(Capture):
                                 if code == 2 and len(value) >= 4:
                                     direction = _DIRECTION[u32(value, 0)[0] & 3]
                         frame += 1
-                        yield frame, ts, iface.linktype, buf[d0:d0 + caplen], origlen, direction
+                        yield frame, ts, iface.linktype, buf, d0, caplen, origlen, direction
                     elif btype == SPB:
                         if blen < 16 or not ifaces:
                             continue
@@ -259,8 +258,7 @@ class PcapngCapture(Capture):
                         if iface.snaplen:
                             caplen = min(caplen, iface.snaplen)
                         frame += 1
-                        yield frame, last_ts, iface.linktype, buf[p + 12:p + 12 + caplen], \
-                            origlen, None
+                        yield frame, last_ts, iface.linktype, buf, p + 12, caplen, origlen, None
                     elif btype in _COUNTED_RECORDS:
                         frame += 1
                     elif btype == IDB and blen >= 20:
@@ -275,14 +273,35 @@ class PcapngCapture(Capture):
                              f" present; {frames} records read")
 
 
-def _type_regex(e: str):
-    rx = _RX.get(e)
-    if rx is None:
-        rx = _RX[e] = re.compile(b"|".join(re.escape(Struct(e + "I").pack(t)) for t in _KNOWN))
-    return rx
+def _structs(e: str):
+    return Struct(e + "I").unpack_from, Struct(e + "II").unpack_from, \
+        Struct(e + "IIIII").unpack_from
 
 
-_RX: dict = {}
+_OTHER = {"<": ">", ">": "<"}
+
+
+def _plausible(buf: bytes, c: int, avail: int, e: str):
+    """A complete, self-consistent block of a known type at c, in either byte order
+    (the section header that set the order may be the damaged block)."""
+    for order in (e, _OTHER[e]):
+        got = _block_ok(buf, c, avail, order)
+        if got is not None and got[0] in _KNOWN:
+            return got
+    return None
+
+
+def _type_regex():
+    global _RX
+    if _RX is None:
+        words = {Struct(o + "I").pack(t) for o in "<>" for t in _KNOWN}
+        # zero-width lookahead so overlapping candidates (an unaligned match hiding an
+        # aligned one) are all seen
+        _RX = re.compile(b"(?=" + b"|".join(re.escape(w) for w in sorted(words)) + b")")
+    return _RX
+
+
+_RX = None
 
 
 def _may_complete(buf: bytes, c: int, e: str) -> bool:
@@ -290,15 +309,18 @@ def _may_complete(buf: bytes, c: int, e: str) -> bool:
     but runs past it: more data may make it a valid block."""
     if c + 12 > len(buf):
         return True
-    blen = Struct(e + "I").unpack_from(buf, c + 4)[0]
-    return 12 <= blen <= MAX_BLOCK and blen % 4 == 0 and c + blen > len(buf)
+    for order in (e, _OTHER[e]):
+        blen = Struct(order + "I").unpack_from(buf, c + 4)[0]
+        if 12 <= blen <= MAX_BLOCK and blen % 4 == 0 and c + blen > len(buf):
+            return True
+    return False
 
 
 def _find_next(buf: bytes, base: int, e: str):
     """Whether a complete plausible block starts after the first word of buf (a huge
     length in the middle of a file is corruption; at the end it is a cut-short file)."""
-    for m in _type_regex(e).finditer(buf, 4):
+    for m in _type_regex().finditer(buf, 4):
         c = m.start()
-        if (base + c) % 4 == 0 and _block_ok(buf, c, len(buf), e) is not None:
+        if (base + c) % 4 == 0 and _plausible(buf, c, len(buf), e) is not None:
             return c
     return None
