@@ -67,7 +67,7 @@ class Inference:
                  conclusions: dict[str, ConclusionState], fired: list[Justification],
                  trace: list[str], notes: list[str] | None = None):
         self.kb = kb
-        self.notes = notes or []  # e.g. conclusion facts durable dropped (they enabled no rule)
+        self.notes = notes or []  # e.g. evidence durable dropped (it matched no pattern)
         self.evidence = evidence
         self.conclusions = conclusions
         self.fired = fired
@@ -153,7 +153,7 @@ class Reasoner:
     def fire(self, evidence: dict[str, Any], given: dict[str, float] | None = None
              ) -> tuple[dict[int, float], list[int], list[str]]:
         """Run durable over normalized evidence. Returns (rule index -> premise strength,
-        rule indexes in firing order, notes on dropped conclusion facts). With ``given``
+        rule indexes in firing order, notes). With ``given``
         the conclusions are not computed: their facts carry exactly the given cfs (0 when
         absent) — the isolation embedded rule tests need."""
         compiled = self.compiled
@@ -176,7 +176,8 @@ class Reasoner:
 
         notes: list[str] = []
         with self.host.session(on_match) as session:
-            session.assert_fact(compiled.evidence_fact(evidence))
+            if not session.assert_fact(compiled.evidence_fact(evidence)):
+                notes.append("the evidence matched no rule's evidence pattern")
             for level_ids in compiled.referenced:
                 for cid in level_ids:
                     cf = (given.get(cid, 0.0) if given is not None

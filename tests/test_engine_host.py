@@ -138,6 +138,13 @@ def test_conclusion_facts_that_enable_nothing_are_not_asserted():
         assert [(f["t"], f.get("cf")) for f in asserted] == [("ev", None), ("c", 0.8)]
 
 
+def test_evidence_matching_nothing_is_noted():
+    with Reasoner(small_kb()) as reasoner:
+        assert reasoner.infer({"window": 5}).notes == [
+            "the evidence matched no rule's evidence pattern"]
+        assert reasoner.infer({"ttl_matches_baseline": False}).notes == []
+
+
 def test_a_dropped_conclusion_fact_a_rule_needs_is_an_engine_error():
     with Reasoner(small_kb()) as reasoner:
         # pretend a premise reads finding.ttl_off at cf >= 0.1: no pattern takes cf 0.05
