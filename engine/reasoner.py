@@ -12,7 +12,7 @@ when several of its alternatives match, the strongest proof counts.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
 
@@ -61,25 +61,48 @@ class ConclusionState(BaseModel):
 
 
 class Inference:
-    """The result of one reasoning over one evidence set."""
+    """The result of one reasoning over one evidence set.
 
-    def __init__(self, kb: KnowledgeBase, evidence: dict[str, Any],
-                 conclusions: dict[str, ConclusionState], fired: list[Justification],
-                 trace: list[str], notes: list[str] | None = None):
+    Certainties (``cf``, ``ranked``, ``origin``, ``pattern``, ``summary``) are ready at once;
+    the justifications (``conclusions``, ``fired``, ``trace``, ``how``) are built on first
+    use, so reasoning over thousands of evidence sets pays only for what is read."""
+
+    def __init__(self, kb: KnowledgeBase, evidence: dict[str, Any], cfs: dict[str, float],
+                 kinds: dict[str, str],
+                 explain: Callable[[], tuple[dict[str, ConclusionState], list[Justification],
+                                            list[str]]],
+                 notes: list[str] | None = None):
         self.kb = kb
-        self.notes = notes or []  # e.g. evidence durable dropped (it matched no pattern)
         self.evidence = evidence
-        self.conclusions = conclusions
-        self.fired = fired
-        self.trace = trace
+        self.cfs = cfs
+        self.kinds = kinds
+        self.notes = notes or []  # e.g. evidence durable dropped (it matched no pattern)
+        self._explain = explain
+        self._details = None
+
+    def _explained(self):
+        if self._details is None:
+            self._details = self._explain()
+        return self._details
+
+    @property
+    def conclusions(self) -> dict[str, ConclusionState]:
+        return self._explained()[0]
+
+    @property
+    def fired(self) -> list[Justification]:
+        return self._explained()[1]
+
+    @property
+    def trace(self) -> list[str]:
+        return self._explained()[2]
 
     def cf(self, conclusion_id: str) -> float:
-        state = self.conclusions.get(conclusion_id)
-        return state.cf if state else 0.0
+        return self.cfs.get(conclusion_id, 0.0)
 
     def ranked(self, kind: str) -> list[tuple[str, float]]:
         """Conclusions of one kind with cf > 0, best first (ties by id)."""
-        out = [(c.id, c.cf) for c in self.conclusions.values() if c.kind == kind and c.cf > 0]
+        out = [(cid, cf) for cid, cf in self.cfs.items() if self.kinds[cid] == kind and cf > 0]
         return sorted(out, key=lambda item: (-item[1], item[0]))
 
     @property
@@ -109,7 +132,7 @@ class Inference:
 
     def summary(self) -> dict[str, Any]:
         return {"origin": self.origin, "pattern": self.pattern,
-                "conclusions": {k: v.cf for k, v in sorted(self.conclusions.items())}}
+                "conclusions": dict(sorted(self.cfs.items()))}
 
 
 def _kind(kb: KnowledgeBase, conclusion_id: str) -> str:
@@ -242,23 +265,29 @@ class Reasoner:
     def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
               notes: list[str] | None = None) -> "Inference":
         rules = self.kb.rules
-        cfs: dict[str, float] = {}
-        for cid in {rules[i].conclude.id for i in strengths}:
-            cfs[cid] = self._combined(cid, strengths)
+        cfs = {cid: self._combined(cid, strengths) for cid in {rules[i].conclude.id for i in strengths}}
+        kinds = {cid: _kind(self.kb, cid) for cid in cfs}
+        return Inference(self.kb, evidence, cfs, kinds,
+                         lambda: self._explain(evidence, strengths, order, cfs, kinds), notes)
+
+    def _explain(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
+                 cfs: dict[str, float], kinds: dict[str, str]):
+        rules = self.kb.rules
         justifications: dict[int, Justification] = {}
         trace: list[str] = []
         for step, index in enumerate(order, 1):
             rule = rules[index]
             proof = support(self.compiled.nnf[index], evidence, cfs)
             lits, concluded = (proof[1], proof[2]) if proof else ([], [])
-            # model_construct: these values are ours and already typed; validation would
-            # double the cost of building an inference
+            # model_construct: these values are ours and already typed
             just = Justification.model_construct(
                 rule_id=rule.id, rev=rule.rev, conclusion=rule.conclude.id, rule_cf=rule.conclude.cf,
                 cf=certainty.contribution(rule.conclude.cf, strengths[index]),
-                premises=[Premise.model_construct(field=l.test.field, op=l.op, value=l.value,
-                                  actual=evidence.get(l.test.field, "unknown")) for l in lits],
-                concluded=[ConcludedPremise.model_construct(concluded=c, cf=cf) for c, cf in concluded])
+                premises=[Premise.model_construct(field=lit.test.field, op=lit.op, value=lit.value,
+                                                  actual=evidence.get(lit.test.field, "unknown"))
+                          for lit in lits],
+                concluded=[ConcludedPremise.model_construct(concluded=c, cf=cf)
+                           for c, cf in concluded])
             justifications[index] = just
             because = [f"{p.field} {p.op} {render_value(p.value)} (is {render_value(p.actual)})"
                        if p.op != "exists" else f"{p.field} {'known' if p.value else 'unknown'}"
@@ -273,11 +302,10 @@ class Reasoner:
             state = conclusions.get(just.conclusion)
             if state is None:
                 state = conclusions[just.conclusion] = ConclusionState.model_construct(
-                    id=just.conclusion, kind=_kind(self.kb, just.conclusion),
+                    id=just.conclusion, kind=kinds[just.conclusion],
                     cf=cfs[just.conclusion], supports=[])
             state.supports.append(just)
-        fired = [justifications[i] for i in order]
-        return Inference(self.kb, evidence, conclusions, fired, trace, notes)
+        return conclusions, [justifications[i] for i in order], trace
 
     def why_not(self, evidence: dict[str, Any], conclusion_id: str):
         from .explain import why_not
