@@ -162,6 +162,27 @@ def test_scenario_captures_show_what_really_happened(name, tmp_path):
             rst = rsts["client"][0]
             assert rst.time - conn.start >= timeout
 
+    # rstsleuth analyze on both captures: the origin and the tracert hop must be right.
+    _assert_analyze_origin(tmp_path)
+
+
+def _assert_analyze_origin(folder: Path) -> None:
+    from examples.lab.check import check_folder, missing_resets
+    rows = check_folder(folder, _kb())
+    assert not missing_resets(folder, rows)
+    for row in rows:
+        assert row.origin_ok, row
+
+
+_KB = []
+
+
+def _kb():
+    if not _KB:
+        from engine import load_kb
+        _KB.append(load_kb())
+    return _KB[0]
+
 
 @pytest.mark.lab
 def test_scenario_specifics(tmp_path):
@@ -225,6 +246,19 @@ def test_cli_list_and_unknown_scenario():
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown lab scenario 'nope'" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_analyze_names_origin_and_hop_of_committed_lab_captures(capsys):
+    """``rstsleuth lab check`` over the committed captures: analyze must name who sent each
+    reset and from which tracert hop (pattern and sub-type mismatches are only listed)."""
+    from examples.lab.cli import main
+    root = REPO / "examples" / "lab_captures"
+    if not root.is_dir():
+        pytest.skip("no committed lab captures")
+    assert main(["check", str(root)]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "firewall_idle_timeout  client  middle_device" in out
+    assert "endpoint_abort         client  endpoint" in out
 
 
 def test_committed_lab_captures_agree_with_their_expected_yaml():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="lab_command", metavar="{list,run}")
+    sub = parser.add_subparsers(dest="lab_command", metavar="{list,run,check}")
     sub.required = True
     listing = sub.add_parser("list", help="List the lab scenarios")
     listing.set_defaults(func=cmd_list)
@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--family", type=int, choices=(4, 6),
                      help="Force IPv4 or IPv6 (default: the scenario's own)")
     run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check", help="Analyze lab output with rstsleuth and compare with "
+                           "expected.yaml (exit 1 when an origin or tracert hop is wrong)")
+    check.add_argument("folders", nargs="+", type=Path,
+                       help="Scenario folders, or folders holding them (e.g. examples/lab_captures)")
+    check.add_argument("--strict", action="store_true",
+                       help="Also fail on a wrong timing pattern or sub-type")
+    check.set_defaults(func=cmd_check)
 
 
 def cmd_list(args) -> int:
@@ -51,6 +58,11 @@ def cmd_run(args) -> int:
         print(f"{name}: {what}; client errors: {errors}; "
               f"{time.monotonic() - started:.1f}s -> {out}")
     return 0
+
+
+def cmd_check(args) -> int:
+    from .check import run_check
+    return run_check(args.folders, strict=args.strict)
 
 
 def main(argv: list[str] | None = None) -> int:
