@@ -59,6 +59,7 @@ class CompiledKB:
     conclusion_levels: dict[str, int]
     referenced: list[list[str]]          # per level: conclusion ids some premise reads
     nnf: list[Node]
+    read_fields: frozenset = frozenset()     # every field some rule's condition names
     typed_fields: frozenset = frozenset()    # fields durable compares (typed keys needed)
     exists_fields: frozenset = frozenset()   # fields durable tests for presence
     # per referenced conclusion: (lowest positive threshold, highest negated threshold);
@@ -155,6 +156,14 @@ class _Compiler:
             return self.literal(node)
         op = "$and" if isinstance(node, And) else "$or"
         return _one(op, [self.expression(n) for n in node.items])
+
+
+def _read_fields(node: Node) -> set[str]:
+    if isinstance(node, Lit):
+        return {node.test.field}
+    if isinstance(node, CLit):
+        return set()
+    return set().union(*(_read_fields(n) for n in node.items))
 
 
 def _has_concluded(node: Node) -> bool:
@@ -265,7 +274,8 @@ def compile_kb(kb: KnowledgeBase) -> CompiledKB:
             thresholds[cid] = (lo if old_lo is None else (old_lo if lo is None else min(old_lo, lo)),
                                hi if old_hi is None else (old_hi if hi is None else max(old_hi, hi)))
     return CompiledKB(kb.rules, ruleset, disjuncts, compiler.derived, levels, conclusion_levels,
-                      referenced, nnf, frozenset(compiler.typed_fields),
+                      referenced, nnf, frozenset(f for node in nnf for f in _read_fields(node)),
+                      frozenset(compiler.typed_fields),
                       frozenset(compiler.exists_fields), thresholds)
 
 

@@ -249,16 +249,23 @@ class Reasoner:
 
     def infer_many(self, evidences: list[dict[str, Any]]) -> list["Inference"]:
         """Identical evidence sets (same items after normalization) reason once and share
-        one Inference; every other set gets its own durable session."""
-        cache: dict[str, Inference] = {}
+        one Inference. Sets that differ only in fields no rule reads (``server_ip`` …) share
+        the durable run but get their own Inference, whose ``evidence`` is their own;
+        every other set gets its own durable session."""
+        inferences: dict[str, Inference] = {}
+        runs: dict[str, tuple] = {}
+        read = self.compiled.read_fields
         out = []
         for evidence in evidences:
             normalized = normalize_evidence(evidence)
             key = _cache_key(normalized)
-            inference = cache.get(key)
+            inference = inferences.get(key)
             if inference is None:
-                strengths, order, notes = self.fire(normalized)
-                inference = cache[key] = self.build(normalized, strengths, order, notes)
+                run_key = _cache_key({k: v for k, v in normalized.items() if k in read})
+                run = runs.get(run_key)
+                if run is None:
+                    run = runs[run_key] = self.fire(normalized)
+                inference = inferences[key] = self.build(normalized, *run)
             out.append(inference)
         return out
 

@@ -165,6 +165,30 @@ def test_infer_many_reasons_once_per_distinct_evidence(reasoner, monkeypatch):
     assert out[3].origin == "endpoint" and out[4].cf("origin.endpoint") == 0.25
 
 
+def test_infer_many_shares_runs_but_not_foreign_evidence(reasoner, monkeypatch):
+    calls = []
+    original = reasoner.fire
+    monkeypatch.setattr(reasoner, "fire", lambda ev, given=None: calls.append(ev) or original(ev))
+    a, b, c = reasoner.infer_many([dict(MIDDLE_IDLE, server_ip="10.0.0.1"),
+                                   dict(MIDDLE_IDLE, server_ip="10.0.0.2"),
+                                   dict(MIDDLE_IDLE, server_ip="10.0.0.1")])
+    assert len(calls) == 1                              # server_ip is read by no rule
+    assert a is c and a is not b
+    assert (a.evidence["server_ip"], b.evidence["server_ip"]) == ("10.0.0.1", "10.0.0.2")
+    assert a.summary() == b.summary()
+
+
+def test_ten_thousand_events_of_twenty_stories_within_a_second(reasoner):
+    import time
+    stories = [dict(MIDDLE_IDLE, idle_before_s=300.0 + i * 7) for i in range(20)]
+    events = [dict(stories[i % 20], server_ip=f"10.0.{i % 20}.1") for i in range(10_000)]
+    started = time.perf_counter()
+    out = reasoner.infer_many(events)
+    elapsed = time.perf_counter() - started
+    assert len({id(x) for x in out}) == 20 and out[0].origin == "middle_device"
+    assert elapsed <= 1.0, f"10 000 events took {elapsed:.2f} s"
+
+
 def test_durable_and_python_paths_agree(reasoner):
     from engine.conditions import normalize_evidence
     for evidence in (MIDDLE_IDLE, {}, {"dual_peer_sent_rst": False, "idle_before_s": 3}):
