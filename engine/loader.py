@@ -45,7 +45,11 @@ class MarkedList(list):
     marks: list
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when present (about 10x faster on a large KB); same marks, same semantics
+_BaseLoader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+
+class _LineLoader(_BaseLoader):
     """``yaml.safe_load`` semantics, plus positions and a duplicate-key check."""
 
     def __init__(self, stream):
@@ -202,7 +206,10 @@ def read_yaml(path: Path) -> tuple[Any, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        what = exc.problem or "invalid YAML"
+        if exc.context and exc.context_mark is not None:
+            cm = exc.context_mark
+            what += f" ({exc.context} at line {cm.line + 1}:{cm.column + 1})"
         return None, [Problem(name, line, col, "(file)", f"YAML syntax error: {what}")]
     except yaml.YAMLError as exc:
         return None, [Problem(name, 1, 1, "(file)", f"YAML error: {exc}")]

@@ -96,7 +96,7 @@ def _walk_texts(value: Any, path: tuple) -> Iterable[tuple[tuple, Text]]:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _walk_texts(item, (*path, i))
-    elif hasattr(value, "model_fields") and not isinstance(value, Text):
+    elif hasattr(type(value), "model_fields") and not isinstance(value, Text):
         for name, info in type(value).model_fields.items():
             yield from _walk_texts(getattr(value, name), (*path, info.alias or name))
 

@@ -62,7 +62,7 @@ def run_validate(args) -> int:
                   f"{problem.message}")
     where = resolve_kb_path(args.kb)
     if errors:
-        print(f"{where}: {len(errors)} error(s), {len(warnings)} warning(s)", file=sys.stderr)
+        print(f"{where}: {len(errors)} error(s), {len(warnings)} warning(s)")
         return 1
     from engine.loader import load_kb
 
