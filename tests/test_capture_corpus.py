@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,23 +30,43 @@ def _path(name: str) -> Path:
     return hits[0]
 
 
-@functools.lru_cache(maxsize=None)
+TSHARK_FIELDS = ("frame.number", "frame.protocols", "tcp.flags.reset", "tcp.srcport",
+                 "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.len", "ip.ttl",
+                 "ipv6.hlim", "tcp.flags", "tcp.window_size_value")
+
+
+_TSHARK: dict = {}
+
+
+def tshark_rows(path: Path) -> list[dict]:
+    """tshark's view of every corpus file, computed once per session (all files at once,
+    a few tshark processes in parallel, since each costs ~0.3 s of start-up)."""
+    if not _TSHARK:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            paths = [CORPUS / n for n in FILES]
+            _TSHARK.update(zip(paths, pool.map(_run_tshark, paths)))
+    return _TSHARK[path] if path in _TSHARK else _run_tshark(path)
+
+
+def _run_tshark(path: Path) -> list[dict]:
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields"]
+                         + [arg for f in TSHARK_FIELDS for arg in ("-e", f)],
+                         capture_output=True, text=True, timeout=120).stdout
+    rows = []
+    for line in out.splitlines():
+        cols = line.split("\t")
+        rows.append(dict(zip(TSHARK_FIELDS, cols + [""] * len(TSHARK_FIELDS))))
+    return rows
+
+
 def tshark_counts(path: Path) -> tuple[int, int, int]:
     """(frames, frames with a tcp layer, frames with the RST flag) — the same as
     `tshark -r F [-Y tcp | -Y tcp.flags.reset==1] -T fields -e frame.number | wc -l`."""
-    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-E", "separator=/t",
-                          "-e", "frame.number", "-e", "frame.protocols",
-                          "-e", "tcp.flags.reset"],
-                         capture_output=True, text=True, timeout=120).stdout
-    frames = tcp = rst = 0
-    for line in out.splitlines():
-        cols = line.split("\t") + ["", ""]
-        frames += 1
-        if "tcp" in cols[1].split(":"):
-            tcp += 1
-        if any(v in ("1", "True") for v in cols[2].split(",")):
-            rst += 1
-    return frames, tcp, rst
+    rows = tshark_rows(path)
+    tcp = sum(1 for r in rows if "tcp" in r["frame.protocols"].split(":"))
+    rst = sum(1 for r in rows if any(v in ("1", "True")
+                                     for v in r["tcp.flags.reset"].split(",")))
+    return len(rows), tcp, rst
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,6 +85,26 @@ def test_tcp_and_rst_counts_match_tshark(name):
     cap, segs = ours(path)
     assert (len(segs), sum(1 for s in segs if s.flags & RST)) == (tcp, rst)
     assert cap.records_read == frames
+
+
+@needs_corpus
+@needs_tshark
+@pytest.mark.parametrize("name", FILES)
+def test_segment_fields_match_tshark(name):
+    """Frame by frame: ports, raw seq/ack, TCP payload length (from the IP length), TTL or
+    hop limit, all 12 flag bits, window."""
+    path = CORPUS / name
+    by_frame = {int(r["frame.number"]): r for r in tshark_rows(path)}
+    _, segs = ours(path)
+    for s in segs:
+        r = by_frame[s.frame]
+        last = {k: v.split(",")[-1] for k, v in r.items()}       # innermost if tunnelled
+        ttl = last["ip.ttl"] if s.ipv == 4 else last["ipv6.hlim"]
+        assert (s.sport, s.dport, s.seq, s.ack, s.payload_len, s.ttl, s.window) == (
+            int(last["tcp.srcport"]), int(last["tcp.dstport"]), int(last["tcp.seq_raw"]),
+            int(last["tcp.ack_raw"]), int(last["tcp.len"]), int(ttl),
+            int(last["tcp.window_size_value"])), f"frame {s.frame}"
+        assert s.flags | s.reserved << 8 == int(last["tcp.flags"], 16), f"frame {s.frame}"
 
 
 @needs_corpus
