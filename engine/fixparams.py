@@ -49,11 +49,15 @@ def compute(evidence: dict[str, Any], kb=None) -> dict[str, str | int | float]:
     """Every fix parameter the evidence allows; names that cannot be known are left out
     (their placeholders then stay visible as ``{name}``)."""
     params: dict[str, str | int | float] = {}
-    idle = evidence.get("idle_before_s")
+    # the idle that killed the connection: a device resets when its timer expires (silence
+    # right before the RST: idle_before_s) or on the first packet after expiry (silence
+    # before the packet the RST answered: idle_before_trigger_s); the longer one is it
+    measured = [v for v in (evidence.get("idle_before_s"), evidence.get("idle_before_trigger_s"))
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and v >= 0]
     idle_s = None
-    if isinstance(idle, (int, float)) and not isinstance(idle, bool) and math.isfinite(idle) \
-            and idle >= 0:
-        idle_s = int(round(idle))
+    if measured:
+        idle_s = int(round(max(measured)))
         params["idle_s"] = idle_s
         params["idle_min"] = _whole(round(idle_s / 60, 1))
     keepalive_s = keepalive_for(idle_s)

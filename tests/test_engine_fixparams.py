@@ -34,6 +34,14 @@ def test_compute_from_evidence():
     assert p["tracert_hop"] == 3 and p["matched_devices"] == "Cisco ASA, Palo Alto"
 
 
+def test_idle_is_the_longer_of_rst_and_trigger_silence():
+    # a firewall that resets on the first packet after its 3600 s timer: the RST comes
+    # 2 ms after the client's packet, the silence was before that packet
+    p = compute({"idle_before_s": 0.002, "idle_before_trigger_s": 3600.4})
+    assert p["idle_s"] == 3600 and p["idle_min"] == 60 and p["keepalive_s"] == 300
+    assert compute({"idle_before_s": 1200.0, "idle_before_trigger_s": 0.1})["idle_s"] == 1200
+
+
 def test_compute_defaults_and_long_idle():
     p = compute({"idle_before_s": 7201, "conn_server_port": 8080})
     assert p["device_timeout_s"] == 14402 and p["app_name"] == "the application"
