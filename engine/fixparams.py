@@ -109,11 +109,20 @@ def placeholders(template: str) -> list[str]:
 
 def render(fix: Fix, params: dict[str, Any], lang: str = "en") -> str:
     """The fix's steps in ``lang`` ('en' or 'zh') with known placeholders filled in."""
-    template = fix.steps.zh if lang == "zh" else fix.steps.en
+    return render_text(fix.steps.zh if lang == "zh" else fix.steps.en, params, fix.id)
+
+
+def render_title(fix: Fix, params: dict[str, Any], lang: str = "en") -> str:
+    """The fix's title, which may hold placeholders too."""
+    return render_text(fix.title.zh if lang == "zh" else fix.title.en, params, fix.id)
+
+
+def render_text(template: str, params: dict[str, Any], fix_id: str = "fix") -> str:
+    """Fill plain ``{name}`` placeholders; unknown names stay visible as ``{name}``."""
     try:
         placeholders(template)
     except FixTemplateError as exc:
-        raise FixTemplateError(f"fix {fix.id}: {exc}") from None
+        raise FixTemplateError(f"fix {fix_id}: {exc}") from None
     out = []
     for literal, name, spec, _conversion in string.Formatter().parse(template):
         out.append(literal)

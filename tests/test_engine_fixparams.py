@@ -77,5 +77,13 @@ def test_render_rejects_anything_but_plain_names(template):
         render(fix(template), {"a": {"b": 1}, "keepalive_s": 1, "idle_s": 2}, "en")
 
 
+def test_titles_render_too():
+    from engine.fixparams import render_title
+    f = Fix(id="fix.k", title={"en": "Keepalive below {keepalive_s} s", "zh": "低于 {keepalive_s} 秒"},
+            steps={"en": "x", "zh": "x"})
+    assert render_title(f, compute({"idle_before_s": 100}), "en") == "Keepalive below 50 s"
+    assert render_title(f, {}, "zh") == "低于 {keepalive_s} 秒"
+
+
 def test_placeholders_lists_names():
     assert placeholders("a {x} b {y:>5} {{z}}") == ["x", "y"]
