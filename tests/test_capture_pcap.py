@@ -121,7 +121,7 @@ def test_records_straddling_chunks(tmp_path, monkeypatch):
     assert [r[3] for r in cap.records()] == [f[1] for f in frames]
     assert [p.ttl for p in iter_packets(cap)] == list(range(1, 61))
     assert [len(p.payload) for p in iter_packets(cap)] == [i * 7 for i in range(60)]
-    assert cap.warnings == []
+    assert cap.warnings == [] and cap.bytes_read == path.stat().st_size
 
 
 def _seg_tuple(p):

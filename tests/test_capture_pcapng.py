@@ -191,6 +191,7 @@ def test_many_blocks_straddling_small_chunks(tmp_path, monkeypatch):
     cap = open_capture(_write(tmp_path, data))
     pkts = list(iter_packets(cap))
     assert [p.ttl for p in pkts] == [i % 250 + 1 for i in range(80)]
+    assert cap.bytes_read == len(data)
     assert all(isinstance(p, TcpSegment) for p in pkts) and cap.warnings == []
 
 

@@ -18,7 +18,8 @@ class Capture:
     """A capture file being read. ``records()`` streams
     ``(frame, ts, linktype, data, origlen, direction)`` tuples; ``frame`` is the 1-based
     record number as Wireshark shows it, ``ts`` float seconds UTC, ``direction`` 'in',
-    'out' or None. Problems met while reading land in ``warnings`` (one line each)."""
+    'out' or None. Problems met while reading land in ``warnings`` (one line each).
+    ``records_read`` and ``bytes_read`` grow while iterating."""
 
     format = "?"
 
@@ -27,6 +28,9 @@ class Capture:
         self.warnings: list[str] = []
         self.link_types: set[int] = set()
         self.records_read = 0
+        # How far into the file the reader has got (advances a chunk at a time), for
+        # progress bars; equals the file size once records() is exhausted.
+        self.bytes_read = 0
 
     def records(self) -> Iterator[Record]:
         raise NotImplementedError

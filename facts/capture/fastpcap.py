@@ -34,12 +34,14 @@ def iter_ethernet(cap):
         f.seek(24)
         base = 24
         buf = f.read(CHUNK)
+        cap.bytes_read = f.tell()
         pos = 0
         blen = len(buf)
         try:
             while True:
                 if pos + 16 > blen:
                     buf = buf[pos:] + f.read(CHUNK)
+                    cap.bytes_read = f.tell()
                     base += pos
                     pos = 0
                     blen = len(buf)
@@ -55,6 +57,7 @@ def iter_ethernet(cap):
                 end = p + incl
                 if end > blen:
                     buf = buf[pos:] + f.read(max(CHUNK, end - pos))
+                    cap.bytes_read = f.tell()
                     base += pos
                     pos, p, end = 0, 16, 16 + incl
                     blen = len(buf)

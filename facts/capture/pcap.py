@@ -76,12 +76,14 @@ class PcapCapture(Capture):
             f.seek(24)
             base = 24                      # file offset of buf[0]
             buf = f.read(CHUNK)
+            self.bytes_read = f.tell()
             pos = 0
             blen = len(buf)
             try:
                 while True:
                     if pos + 16 > blen:
                         buf = buf[pos:] + f.read(CHUNK)
+                        self.bytes_read = f.tell()
                         base += pos
                         pos = 0
                         blen = len(buf)
@@ -97,6 +99,7 @@ class PcapCapture(Capture):
                     end = pos + 16 + incl
                     if end > blen:
                         buf = buf[pos:] + f.read(max(CHUNK, end - pos))
+                        self.bytes_read = f.tell()
                         base += pos
                         pos, end = 0, 16 + incl
                         blen = len(buf)

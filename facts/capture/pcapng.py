@@ -139,6 +139,7 @@ class PcapngCapture(Capture):
             if not need_more:
                 start = max(start, len(buf) - 12)
             more = f.read(CHUNK)
+            self.bytes_read = f.tell()
             eof = not more
             buf = buf[start:] + more
             base += start
@@ -170,11 +171,13 @@ class PcapngCapture(Capture):
         bad_iface_warned = False
         with open_checked(self.path) as f:
             buf = f.read(CHUNK)
+            self.bytes_read = f.tell()
             pos, base = 0, 0
             try:
                 while True:
                     if pos + 12 > len(buf):
                         buf = buf[pos:] + f.read(CHUNK)
+                        self.bytes_read = f.tell()
                         base += pos
                         pos = 0
                         if len(buf) < 12:
@@ -197,6 +200,7 @@ class PcapngCapture(Capture):
                             reason = f"block length {blen}"
                         elif pos + blen > len(buf):
                             buf = buf[pos:] + f.read(max(CHUNK, blen))
+                            self.bytes_read = f.tell()
                             base += pos
                             pos = 0
                             if blen > len(buf):
