@@ -26,10 +26,12 @@ Design (why it looks like this):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .conditions import (And, CLit, Lit, Node, Or, rule_levels, to_nnf, value_kind)
+from .conditions import (And, CLit, Lit, Node, Or, compiled_regex, rule_levels, to_nnf,
+                         value_kind)
 from .kb import KBError, KnowledgeBase, Problem
 from .kb_model import Rule, Test
 
@@ -158,6 +160,14 @@ class _Compiler:
         return _one(op, [self.expression(n) for n in node.items])
 
 
+def _literals(node: Node) -> list[Lit]:
+    if isinstance(node, Lit):
+        return [node]
+    if isinstance(node, CLit):
+        return []
+    return [lit for n in node.items for lit in _literals(n)]
+
+
 def _read_fields(node: Node) -> set[str]:
     if isinstance(node, Lit):
         return {node.test.field}
@@ -239,6 +249,13 @@ def compile_kb(kb: KnowledgeBase) -> CompiledKB:
         culprit = next((r for r in kb.rules if r.conclude.id == cycle[0]), kb.rules[0])
         raise KBError([_problem(culprit, str(exc))]) from None
     for index, (rule, node) in enumerate(zip(kb.rules, nnf)):
+        try:
+            for lit in _literals(node):
+                if lit.test.op == "matches":
+                    compiled_regex(str(lit.test.value))
+        except re.error as exc:
+            problems.append(_problem(rule, f"bad regular expression: {exc}"))
+            continue
         try:
             parts = _split(node)
         except ValueError as exc:

@@ -79,3 +79,16 @@ def test_contradictory_thresholds_compile_to_no_durable_rule():
     kb = KnowledgeBase(path=Path("e"), rules=c.rules)
     with Reasoner(kb) as reasoner:  # an empty ruleset still registers and reasons
         assert reasoner.infer({"ttl": 1}).fired == []
+
+
+def test_bad_regex_and_every_broken_rule_reported_at_once():
+    import pytest
+    from engine.kb import KBError
+    from engine.kb_model import Source
+    bad = make_rule("bad.re", {"field": "trigger_excerpt", "op": "matches", "value": "GET (["})
+    bad.source = Source(file="knowledge/x.yaml", line=7)
+    worse = make_rule("bad.re2", {"field": "trigger_excerpt", "op": "matches", "value": "*"})
+    with pytest.raises(KBError) as caught:
+        compiled(bad, worse)
+    assert [p.line for p in caught.value.problems] == [7, 1]
+    assert str(caught.value.problems[0]).startswith("knowledge/x.yaml:7:1 rules[bad.re].when: bad regular")
