@@ -131,7 +131,7 @@ def type_error(spec: FieldSpec, value: Any) -> str | None:
     return None
 
 
-def test_problem(test: Test) -> tuple[str, str] | None:
+def condition_problem(test: Test) -> tuple[str, str] | None:
     """(the key at fault, what is wrong) for one ``field op value`` test, or None."""
     spec = FIELDS.get(test.field)
     if spec is None:
@@ -184,7 +184,7 @@ def _check_when(rule, defined: dict[str, set], loc: Locator) -> list[Problem]:
     out = []
     for path, cond in _conditions(rule.when, ("when",)):
         if isinstance(cond, Test):
-            found = test_problem(cond)
+            found = condition_problem(cond)
             if found:
                 out.append(loc.problem(rule, (*path, found[0]), found[1]))
         elif isinstance(cond, Concluded) and cond.concluded not in defined["conclusions"]:
