@@ -51,6 +51,8 @@ def test_fcs_bits_in_link_type_are_masked(tmp_path):
     (b"", "empty file"),
     (b"<html><body>not a capture</body></html>\n", "not a capture file (unknown magic 0x3c68746d)"),
     (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "truncated pcap file header (8 of 24 bytes)"),
+    (b"\xa1\xb2", "truncated file header (2 bytes)"),
+    (b"\x7fELF\x02\x01\x01\x00", "not a capture file (unknown magic 0x7f454c46)"),
 ])
 def test_bad_files_raise_one_line_capture_error(tmp_path, content, expect):
     path = _write(tmp_path, content)

@@ -83,11 +83,22 @@ def test_unknown_blocks_skipped_custom_blocks_counted(tmp_path):
 
 
 def test_packet_in_undeclared_interface_is_skipped_with_warning(tmp_path):
-    data = shb() + idb() + epb("<", 3, 1, syn()) + epb("<", 0, 1, syn())
+    data = (shb() + idb() + epb("<", 3, 1, syn()) + epb("<", 0, 1, syn())
+            + epb("<", 5, 1, syn()))
     cap = open_capture(_write(tmp_path, data))
     assert [r[0] for r in cap.records()] == [1]
-    assert cap.warnings == ["packet block at byte offset 48 skipped: interface 3 not "
-                            "declared in its section"]
+    assert cap.warnings == ["2 packet blocks skipped (first at byte offset 48: interface 3 "
+                            "not declared in its section)"]
+
+
+def test_packet_block_claiming_more_bytes_than_it_holds(tmp_path):
+    bad = bytearray(epb("<", 0, 1, syn()))
+    bad[20:24] = struct.pack("<I", 5000)               # captured length
+    data = shb() + idb() + bytes(bad) + epb("<", 0, 2, syn(ttl=9))
+    cap = open_capture(_write(tmp_path, data))
+    assert [p.ttl for p in iter_packets(cap)] == [9]
+    assert cap.warnings == ["1 packet block skipped (first at byte offset 48: captured "
+                            "length exceeds the block)"]
 
 
 def test_new_section_resets_interfaces(tmp_path):

@@ -22,6 +22,11 @@ READERS: list = [
 ]
 
 
+# pcap (usec, nsec; both byte orders) and pcapng, to tell a cut-off header from a stranger
+_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+           b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+
+
 def open_capture(path) -> Capture:
     with open_checked(path) as f:
         try:
@@ -33,6 +38,8 @@ def open_capture(path) -> Capture:
     for sniff, reader in READERS:
         if sniff(head):
             return reader(path)
+    if len(head) < 4 and any(m.startswith(head) for m in _MAGICS):
+        raise CaptureError(str(path), f"truncated file header ({len(head)} bytes)")
     magic = int.from_bytes(head[:4].ljust(4, b"\0"), "big")
     raise CaptureError(str(path), f"not a capture file (unknown magic 0x{magic:08x})")
 

@@ -168,7 +168,7 @@ class PcapngCapture(Capture):
         u32, hdr, epb = _structs(e)
         ifaces: list[_Iface] = []
         last_ts = 0.0
-        bad_iface_warned = False
+        skipped = []               # [count, first offset, first reason] of unusable packets
         with open_checked(self.path) as f:
             buf = f.read(CHUNK)
             self.bytes_read = f.tell()
@@ -234,12 +234,12 @@ class PcapngCapture(Capture):
                             ifid = Struct(e + "H").unpack_from(buf, p + 8)[0]
                             tsh, tsl, caplen, origlen = Struct(e + "IIII").unpack_from(buf, p + 12)
                         if caplen > blen - 32 or ifid >= len(ifaces):
-                            if not bad_iface_warned:
-                                bad_iface_warned = True
-                                self.warnings.append(
-                                    f"packet block at byte offset {base + p} skipped: "
-                                    + ("captured length exceeds the block" if caplen > blen - 32
-                                       else f"interface {ifid} not declared in its section"))
+                            if skipped:
+                                skipped[0] += 1
+                            else:
+                                skipped = [1, base + p, "captured length exceeds the block"
+                                           if caplen > blen - 32 else
+                                           f"interface {ifid} not declared in its section"]
                             continue
                         iface = ifaces[ifid]
                         t = (tsh << 32) | tsl
@@ -271,6 +271,10 @@ class PcapngCapture(Capture):
                         self.link_types.add(iface.linktype)
             finally:
                 self.records_read = frame
+                if skipped:
+                    n, off, why = skipped
+                    self.warnings.append(f"{n} packet block{'s' if n > 1 else ''} skipped"
+                                         f" (first at byte offset {off}: {why})")
 
     def _cut_short(self, have, need, frames, what):
         self.warnings.append(f"file cut short: last {what} incomplete, {have} of {need} bytes"
