@@ -138,11 +138,12 @@ def summary(r: ResetOut, count: int, lang: str) -> str:
     who = _ORIGIN[lang][r.origin]
     top = r.diagnoses[0].title if r.diagnoses else None
     c = r.connection
+    app = "" if c.application.startswith("TCP/") else f"{c.application}, "
     if lang == "zh":
         s = (f"{count} 个 RST 声称来自{'服务端' if r.claimed_sender == 'server' else '客户端'}"
-             f"({c.application} 端口 {c.server.port}),实际发送者:{who}")
+             f"({app}端口 {c.server.port}),实际发送者:{who}")
         return s + (f";最可能:{top}" if top else "")
-    s = (f"{count} RST(s) claiming to come from the {r.claimed_sender} ({c.application}, port "
+    s = (f"{count} RST(s) claiming to come from the {r.claimed_sender} ({app}port "
          f"{c.server.port}) were sent by {who}")
     return s + (f"; most likely: {top}" if top else "")
 
