@@ -35,7 +35,7 @@ class Packet:
 
     @property
     def seconds(self) -> float:
-        return (self.ticks - FILETIME_EPOCH) / 1e7
+        return (self.ticks - FILETIME_EPOCH) / 10_000_000      # int/int: nearest float
 
 
 def filetime(unix_seconds: float) -> int:

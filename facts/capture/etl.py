@@ -37,8 +37,11 @@ PKTMON_FLOW, PKTMON_DROP = 160, 170
 NDIS_PACKET = 1001
 
 # PktGroupId, PktNumber, AppearanceCount, DirTag, PacketType, ComponentId, EdgeId, FilterId,
-# DropReason, DropLocation, OriginalPayloadSize, LoggedPayloadSize, then Payload
-_PKTMON = Struct("<QHHHHHHHIIHH")
+# DropReason, DropLocation, OriginalPayloadSize, LoggedPayloadSize, then Payload (34 bytes).
+# Read per event: everything but the component/edge/filter/drop fields, which
+# _PKTMON_DROP reads (at +16) for drop events only.
+_PKTMON = Struct("<QHHHH14xHH")
+_PKTMON_DROP = Struct("<HHHII")
 # MiniportIfIndex, LowerIfIndex, FragmentSize, then Fragment
 _NDIS = Struct("<III")
 
@@ -52,6 +55,12 @@ KW_FRAGMENT_FIRST = 0x40000000
 KW_FRAGMENT_LAST = 0x80000000
 KW_SEND = 0x100000000
 KW_RECEIVE = 0x200000000
+_KW_WHOLE = KW_FRAGMENT_FIRST | KW_FRAGMENT_LAST
+_KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
+_NDIS_LT = {0: linktypes.ETHERNET, KW_WWAN_RAW_IP: linktypes.RAW,
+            KW_NATIVE_80211: linktypes.IEEE802_11,
+            KW_NATIVE_80211 | KW_WWAN_RAW_IP: linktypes.IEEE802_11}
+_NDIS_DIR = (None, "out", "in", None)       # keyword bits 32 (send) and 33 (receive)
 
 # Copies of one pktmon packet are logged within microseconds; a key not seen for this long
 # is forgotten, which keeps folding memory bounded on long captures.
@@ -62,10 +71,10 @@ _SWEEP_EVERY = 4096
 # -- or when no further copy arrived for this long.
 _HOLD_S = 0.05
 _PREFERRED = frozenset((linktypes.ETHERNET, linktypes.RAW))
-# Fields of a pending pktmon packet (a list, for speed): first raw timestamp, direction,
-# chosen payload, its link type, its original size, whether it is a preferred copy, last raw
-# timestamp, last AppearanceCount, frame once yielded, drops waiting for that frame.
-_FIRST, _DIR, _DATA, _LT, _ORIG, _GOOD, _LAST, _APPEAR, _FRAME, _DROPS = range(10)
+# A pktmon packet waiting for a preferred copy is a list: [last AppearanceCount, frame (0
+# until yielded), direction, first raw timestamp, chosen payload, its link type, its original
+# size, preferred copy seen, drops waiting for the frame, fold key]. Indexes are written as
+# literals in the per-event loop.
 
 
 class EtlDrop(BaseModel):
@@ -141,100 +150,145 @@ class EtlCapture(Capture):
     def _records(self, stats):
         clock = self.clock
         seconds = clock.seconds
+        linear = clock.linear_offset
         ticks_per_s = clock.frequency if clock.clock_type != 2 else 10_000_000
-        window = _FOLD_WINDOW_S * ticks_per_s
-        hold = _HOLD_S * ticks_per_s
-        live: dict = {}                     # fold key -> entry (see _PktmonPacket)
-        queue: deque = deque()              # pktmon packets not yet yielded, in arrival order
+        window = int(_FOLD_WINDOW_S * ticks_per_s)
+        hold = int(_HOLD_S * ticks_per_s)
+        # Fold keys -> packets in two generations of ``window`` each:
+        # a key unseen for two windows is forgotten, at O(1) cost per event.
+        live: dict = {}
+        older: dict = {}
+        generation_start = 0
+        queue: deque = deque()              # pktmon packets waiting for a preferred copy
         pending: dict = {}                  # (proc, miniport, lower) -> [ts, kw, bytearray]
         unpack_pm = _PKTMON.unpack_from
         unpack_nd = _NDIS.unpack_from
         link_types = self.link_types
-        state = {"frame": 0}
-        since_sweep = 0
-        for ts, kind, eid, kw, start, end, body, proc in self.etl.events(_PROVIDERS):
-            self.events_read += 1
-            if kind == PKTMON:
-                if eid != PKTMON_FLOW and eid != PKTMON_DROP or start + 34 > end:
-                    continue
-                self.providers_seen.add("pktmon")
-                (group, number, appearance, dirtag, ptype, component, edge, _filter, reason,
-                 location, orig, logged) = unpack_pm(body, start)
-                pstart = start + 34
-                pend = pstart + logged
-                if pend > end:
-                    pend = end
-                key = (group, number) if group else (0, hash(body[pstart:pend]))
-                e = live.get(key)
-                if e is None or appearance <= e[_APPEAR]:
-                    data = body[pstart:pend]
-                    lt = pktmon_linktype(ptype, data)
-                    e = [ts, PKTMON_DIRECTIONS.get(dirtag), data, lt, orig,
-                         lt in _PREFERRED, ts, appearance, 0, []]
-                    live[key] = e
-                    queue.append(e)
-                else:
-                    e[_APPEAR] = appearance
-                    e[_LAST] = ts
-                    if not e[_GOOD]:
+        frame = 0
+        events = 0
+        saw_pktmon = saw_ndis = False
+        try:
+            for ts, kind, eid, kw, start, end, body, proc in self.etl.events(_PROVIDERS):
+                events += 1
+                if kind == PKTMON:
+                    if eid != PKTMON_FLOW and eid != PKTMON_DROP or start + 34 > end:
+                        continue
+                    saw_pktmon = True
+                    group, number, appearance, dirtag, ptype, orig, logged = \
+                        unpack_pm(body, start)
+                    pstart = start + 34
+                    pend = pstart + logged
+                    if pend > end:
+                        pend = end
+                    key = (group, number) if group else (0, hash(body[pstart:pend]))
+                    # A yielded packet is remembered as a tuple (AppearanceCount, frame,
+                    # direction): tuples of scalars leave the cyclic GC alone, while
+                    # tens of thousands of live lists would make every collection crawl.
+                    # A packet still waiting for a preferred copy is a list (_WAITING_*).
+                    e = live.get(key)
+                    if e is None:
+                        e = older.get(key)
+                    if e is None or appearance <= e[0]:
+                        if ts - generation_start > window:
+                            older, live, generation_start = live, {}, ts
                         data = body[pstart:pend]
-                        lt = pktmon_linktype(ptype, data)
-                        if lt in _PREFERRED:
-                            e[_DATA], e[_LT], e[_ORIG], e[_GOOD] = data, lt, orig, True
-                if eid == PKTMON_DROP:
-                    drop = (ts, component, edge, reason, location, PKTMON_DIRECTIONS.get(dirtag))
-                    if e[_FRAME]:
-                        self._drop(e[_FRAME], drop)
+                        if ptype == 1:
+                            lt, good = 1, True
+                        else:
+                            lt = pktmon_linktype(ptype, data)
+                            good = lt in _PREFERRED
+                        direction = PKTMON_DIRECTIONS.get(dirtag)
+                        if good and not queue:
+                            frame += 1
+                            live[key] = e = (appearance, frame, direction)
+                            if lt not in link_types:
+                                link_types.add(lt)
+                            self.records_read = frame
+                            yield (frame, (ts + linear) / 10_000_000 if linear is not None
+                                   else seconds(ts), lt, data,
+                                   orig if orig > len(data) else len(data), direction)
+                        else:
+                            live[key] = e = [appearance, 0, direction, ts, data, lt, orig,
+                                             good, None, key]
+                            queue.append(e)
+                    elif type(e) is list:
+                        e[0] = appearance
+                        if not e[7]:
+                            data = body[pstart:pend]
+                            lt = pktmon_linktype(ptype, data)
+                            if lt in _PREFERRED:
+                                e[4], e[5], e[6], e[7] = data, lt, orig, True
                     else:
-                        e[_DROPS].append(drop)
-                while queue and (queue[0][_GOOD] or ts - queue[0][_FIRST] > hold):
-                    yield self._pktmon_record(state, queue.popleft())
-                since_sweep += 1
-                if since_sweep >= _SWEEP_EVERY:
-                    since_sweep = 0
-                    horizon = ts - window
-                    for k in [k for k, v in live.items() if v[_LAST] < horizon and v[_FRAME]]:
-                        del live[k]
-            elif kind == NDIS:
-                if eid != NDIS_PACKET or start + 12 > end:
-                    continue
+                        live[key] = e = (appearance, e[1], e[2])
+                    if eid == PKTMON_DROP:
+                        component, edge, _filter, reason, location = \
+                            _PKTMON_DROP.unpack_from(body, start + 16)
+                        drop = (ts, component, edge, reason, location, e[2])
+                        if e[1]:
+                            self._drop(e[1], drop)
+                        else:
+                            e[8] = (e[8] or []) + [drop]
+                    if queue:
+                        while queue and (queue[0][7] or ts - queue[0][3] > hold):
+                            w = queue.popleft()
+                            frame += 1
+                            done = (w[0], frame, w[2])
+                            if live.get(w[9]) is w:
+                                live[w[9]] = done
+                            elif older.get(w[9]) is w:
+                                older[w[9]] = done
+                            yield self._pktmon_record(frame, w)
+                elif kind == NDIS:
+                    if eid != NDIS_PACKET or start + 12 > end:
+                        continue
+                    saw_ndis = True
+                    miniport, lower, fsize = unpack_nd(body, start)
+                    fstart = start + 12
+                    fend = fstart + fsize
+                    if fend > end:
+                        fend = end
+                    if kw & _KW_WHOLE == _KW_WHOLE:
+                        frame += 1
+                        lt = _NDIS_LT[kw & _KW_MEDIA]
+                        if lt not in link_types:
+                            link_types.add(lt)
+                        data = body[fstart:fend]
+                        self.records_read = frame
+                        yield (frame, (ts + linear) / 10_000_000 if linear is not None
+                               else seconds(ts), lt, data, len(data),
+                               _NDIS_DIR[(kw >> 32) & 3])
+                        continue
+                    rkey = (proc, miniport, lower)
+                    if kw & KW_FRAGMENT_FIRST:
+                        old = pending.pop(rkey, None)
+                        if old is not None:
+                            stats["incomplete"] += 1
+                            frame += 1
+                            yield self._ndis_record(frame, old)
+                        pending[rkey] = [ts, kw, bytearray(body[fstart:fend])]
+                        continue
+                    part = pending.get(rkey)
+                    if part is None:
+                        stats["orphan"] += 1
+                        continue
+                    part[2] += body[fstart:fend]
+                    if kw & KW_FRAGMENT_LAST:
+                        del pending[rkey]
+                        frame += 1
+                        yield self._ndis_record(frame, part)
+            while queue:
+                frame += 1
+                yield self._pktmon_record(frame, queue.popleft())
+            for part in pending.values():
+                stats["incomplete"] += 1
+                frame += 1
+                yield self._ndis_record(frame, part)
+        finally:
+            self.events_read = events
+            if saw_pktmon:
+                self.providers_seen.add("pktmon")
+            if saw_ndis:
                 self.providers_seen.add("ndis")
-                miniport, lower, fsize = unpack_nd(body, start)
-                fstart = start + 12
-                fend = fstart + fsize
-                if fend > end:
-                    fend = end
-                first = kw & KW_FRAGMENT_FIRST
-                last = kw & KW_FRAGMENT_LAST
-                if first and last:
-                    frame = state["frame"] = state["frame"] + 1
-                    lt = _ndis_linktype(kw)
-                    link_types.add(lt)
-                    data = body[fstart:fend]
-                    self.records_read = frame
-                    yield frame, seconds(ts), lt, data, len(data), _ndis_direction(kw)
-                    continue
-                rkey = (proc, miniport, lower)
-                if first:
-                    old = pending.pop(rkey, None)
-                    if old is not None:
-                        stats["incomplete"] += 1
-                        yield self._ndis_record(state, old)
-                    pending[rkey] = [ts, kw, bytearray(body[fstart:fend])]
-                    continue
-                part = pending.get(rkey)
-                if part is None:
-                    stats["orphan"] += 1
-                    continue
-                part[2] += body[fstart:fend]
-                if last:
-                    del pending[rkey]
-                    yield self._ndis_record(state, part)
-        while queue:
-            yield self._pktmon_record(state, queue.popleft())
-        for part in pending.values():
-            stats["incomplete"] += 1
-            yield self._ndis_record(state, part)
 
     def _drop(self, frame, drop):
         ts, component, edge, reason, location, direction = drop
@@ -242,27 +296,23 @@ class EtlCapture(Capture):
                                   edge=edge, reason=reason, location=location,
                                   direction=direction))
 
-    def _pktmon_record(self, state, e):
-        frame = state["frame"] = state["frame"] + 1
-        e[_FRAME] = frame
-        for drop in e[_DROPS]:
+    def _pktmon_record(self, frame, w):
+        w[1] = frame
+        for drop in w[8] or ():
             self._drop(frame, drop)
-        e[_DROPS] = []
-        data = e[_DATA]
-        self.link_types.add(e[_LT])
-        self.records_read = frame
-        orig = e[_ORIG]
-        return (frame, self.clock.seconds(e[_FIRST]), e[_LT], data,
-                orig if orig > len(data) else len(data), e[_DIR])
+        w[8] = None
+        return self._record(frame, w[3], w[5], w[4], w[6], w[2])
 
-    def _ndis_record(self, state, part):
-        frame = state["frame"] = state["frame"] + 1
+    def _ndis_record(self, frame, part):
         ts, kw, data = part
-        lt = _ndis_linktype(kw)
+        data = bytes(data)
+        return self._record(frame, ts, _ndis_linktype(kw), data, len(data),
+                            _ndis_direction(kw))
+
+    def _record(self, frame, ts, lt, data, orig, direction):
         self.link_types.add(lt)
         self.records_read = frame
-        data = bytes(data)
-        return frame, self.clock.seconds(ts), lt, data, len(data), _ndis_direction(kw)
+        return frame, self.clock.seconds(ts), lt, data, max(orig, len(data)), direction
 
 
 __all__ = ["EtlCapture", "EtlDrop", "sniff_etl", "pktmon_linktype"]
