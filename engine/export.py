@@ -33,17 +33,22 @@ def _label(text: str) -> str:
     return '"' + _br(text).replace('"', "#quot;") + '"'
 
 
-def mindmap_layout(kb: KnowledgeBase, loc: Locator) -> tuple[str, list[dict[str, Any]]]:
-    """(root text, [{branch, order, nodes: [{label, conclusions}]}]) from the files' meta;
-    sub-types no layout mentions get a branch per family with their titles as nodes."""
+def mindmap_layout(kb: KnowledgeBase, loc: Locator, lang: str = "en"
+                   ) -> tuple[str, list[dict[str, Any]]]:
+    """(root text, [{branch, order, nodes: [{label, conclusions}]}]) from the files' meta
+    (``branch_zh``/``label_zh``/``mindmap_root_zh`` for Chinese); sub-types no layout mentions
+    get a branch per family with their titles as nodes."""
+    suffix = "_zh" if lang == "zh" else ""
     root, branches, placed = DEFAULT_ROOT, [], set()
     for meta in loc.meta.values():
-        if isinstance(meta.get("mindmap_root"), str):
-            root = meta["mindmap_root"]
+        if isinstance(meta.get("mindmap_root" + suffix) or meta.get("mindmap_root"), str):
+            root = meta.get("mindmap_root" + suffix) or meta["mindmap_root"]
         layout = meta.get("mindmap")
         if isinstance(layout, dict) and isinstance(layout.get("nodes"), list):
-            nodes = [n for n in layout["nodes"] if isinstance(n, dict)]
-            branches.append({"branch": str(layout.get("branch", "?")),
+            nodes = [{"label": n.get("label" + suffix) or n.get("label", "?"),
+                      "conclusions": n.get("conclusions") or []}
+                     for n in layout["nodes"] if isinstance(n, dict)]
+            branches.append({"branch": str(layout.get("branch" + suffix) or layout.get("branch", "?")),
                              "order": layout.get("order", 999), "nodes": nodes})
             for node in nodes:
                 placed.update(node.get("conclusions") or [])
@@ -53,14 +58,14 @@ def mindmap_layout(kb: KnowledgeBase, loc: Locator) -> tuple[str, list[dict[str,
             leftovers.setdefault(c.family or "other", []).append(c)
     for family, items in sorted(leftovers.items()):
         branches.append({"branch": family, "order": 1000, "nodes": [
-            {"label": c.title.en, "conclusions": [c.id]} for c in items]})
+            {"label": getattr(c.title, lang), "conclusions": [c.id]} for c in items]})
     branches.sort(key=lambda b: (b["order"] if isinstance(b["order"], (int, float)) else 999,
                                  b["branch"]))
     return root, branches
 
 
 def mindmap(kb: KnowledgeBase, loc: Locator, lang: str = "en") -> str:
-    root, branches = mindmap_layout(kb, loc)
+    root, branches = mindmap_layout(kb, loc, lang)
     lines = ["mindmap", f"  root(({_br(root)}))"]
     for branch in branches:
         lines.append(f"    {branch['branch']}")
@@ -86,9 +91,27 @@ def _short(text: str, limit: int = 60) -> str:
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
+# The flowchart's own connecting labels (everything else comes from the KB's texts).
+_FLOW = {
+    "en": {"start": "TCP RST received\nConnection drops unexpectedly", "step1": "Step 1: ",
+           "did_send": "Did the claimed sender's own capture\nshow it sending the RST?",
+           "ttl": "Step 2: TTL analysis\nRST TTL vs the sender's normal packets",
+           "no_peer": "No second capture", "match": "TTL values match?",
+           "different": "TTL different", "same": "TTL same", "hop": "Map to tracert output",
+           "timing": "Step 3: When does the RST occur?", "fix": "Fix: "},
+    "zh": {"start": "收到 TCP RST\n连接意外断开", "step1": "第 1 步:",
+           "did_send": "声称发送方自己的抓包中\n是否有它发出的 RST?",
+           "ttl": "第 2 步:TTL 分析\n对比 RST 与发送方正常包的 TTL",
+           "no_peer": "没有另一端的抓包", "match": "TTL 是否相同?",
+           "different": "TTL 不同", "same": "TTL 相同", "hop": "对照 tracert 输出",
+           "timing": "第 3 步:RST 何时出现?", "fix": "修复:"},
+}
+
+
 def flowchart(kb: KnowledgeBase, lang: str = "en") -> str:
     """The troubleshooting flowchart, derived from the origin and pattern rules."""
     t = lambda text: getattr(text, lang)  # noqa: E731
+    w = _FLOW.get(lang, _FLOW["en"])
     c = kb.conclusions
     out = ["flowchart TD"]
     node = lambda name, text, shape="[]": out.append(  # noqa: E731
@@ -96,13 +119,13 @@ def flowchart(kb: KnowledgeBase, lang: str = "en") -> str:
     edge = lambda a, b, text=None: out.append(  # noqa: E731
         f"    {a} -->|{_label(text)}| {b}" if text else f"    {a} --> {b}")
 
-    node("Start", "TCP RST received\nConnection drops unexpectedly")
+    node("Start", w["start"])
     if "fix.dual_capture" in kb.fixes:
-        node("DualCapture", "Step 1: " + t(kb.fixes["fix.dual_capture"].title))
+        node("DualCapture", w["step1"] + t(kb.fixes["fix.dual_capture"].title))
     else:
-        node("DualCapture", "Step 1: Capture on BOTH ends")
+        node("DualCapture", w["step1"] + "Capture on BOTH ends")
     edge("Start", "DualCapture")
-    node("DidSend", "Did the claimed sender's own capture\nshow it sending the RST?", "{}")
+    node("DidSend", w["did_send"], "{}")
     edge("DualCapture", "DidSend")
     dual_rules = [r for r in kb.rules if "dual_peer_sent_rst" in _fields(r) and r.conclude.cf > 0]
     for rule in dual_rules:
@@ -116,25 +139,25 @@ def flowchart(kb: KnowledgeBase, lang: str = "en") -> str:
         edge("DualProof", "MiddleConfirmed")
     if "origin.middle_device" in c:
         node("MiddleConfirmed", t(c["origin.middle_device"].title))
-    node("TTLAnalysis", "Step 2: TTL analysis\nRST TTL vs the sender's normal packets")
+    node("TTLAnalysis", w["ttl"])
     edge("MiddleConfirmed", "TTLAnalysis")
-    edge("DidSend", "TTLAnalysis", "No second capture")
-    node("TTLMatch", "TTL values match?", "{}")
+    edge("DidSend", "TTLAnalysis", w["no_peer"])
+    node("TTLMatch", w["match"], "{}")
     edge("TTLAnalysis", "TTLMatch")
     if "finding.ttl_anomaly" in c:
         node("TTLCalc", t(c["finding.ttl_anomaly"].checks[0]) if c["finding.ttl_anomaly"].checks
              else t(c["finding.ttl_anomaly"].title))
-        edge("TTLMatch", "TTLCalc", "TTL different")
+        edge("TTLMatch", "TTLCalc", w["different"])
         hop = c.get("finding.hop_located")
-        node("HopMap", t(hop.checks[0]) if hop and hop.checks else "Map to tracert output")
+        node("HopMap", t(hop.checks[0]) if hop and hop.checks else w["hop"])
         edge("TTLCalc", "HopMap")
         edge("HopMap", "Timing")
     if "finding.ttl_consistent" in c:
         note = c["finding.ttl_consistent"]
         node("TimingNote", t(note.checks[0]) if note.checks else t(note.title))
-        edge("TTLMatch", "TimingNote", "TTL same")
+        edge("TTLMatch", "TimingNote", w["same"])
         edge("TimingNote", "Timing")
-    node("Timing", "Step 3: When does the RST occur?", "{}")
+    node("Timing", w["timing"], "{}")
     patterns = [p for p in PATTERN_ORDER if p in c] + sorted(
         x.id for x in c.values() if x.kind == "pattern" and x.id not in PATTERN_ORDER)
     for index, pid in enumerate(patterns, 1):
@@ -151,7 +174,7 @@ def flowchart(kb: KnowledgeBase, lang: str = "en") -> str:
             previous = f"P{index}C{j}"
         fixes = [t(kb.fixes[f].title) for f in pattern.fixes if f in kb.fixes]
         if fixes:
-            node(f"P{index}F", "Fix: " + "\n".join(fixes))
+            node(f"P{index}F", w["fix"] + "\n".join(fixes))
             edge(previous, f"P{index}F")
             out.append(f"    style P{index}F fill:#f39c12,stroke:#e67e22,color:#fff")
     out.append("    style Start fill:#ff6b6b,stroke:#c0392b,color:#fff")
