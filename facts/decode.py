@@ -79,7 +79,9 @@ def _ipv4(data, off, frame, ts, direction, depth):
 
 def _tcp(data, l4, end, frame, ts, ipv, src, dst, ttl, ip_id, fragmented, direction):
     n = len(data)
-    if l4 + 20 > n:
+    # A short snaplen (68 bytes with IPv6) can cut the header after the window: the
+    # checksum and urgent pointer are not needed, so 16 bytes make a segment.
+    if l4 + 16 > n:
         return None
     sport, dport, seq, ack, off_res, flags, window = _TCP.unpack_from(data, l4)
     doff = (off_res >> 4) * 4

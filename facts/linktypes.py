@@ -119,9 +119,9 @@ def _ppp(data: bytes):
     else:
         proto = (proto << 8) | data[off + 1]
         off += 2
-    if proto in (_PPP_IPV4, 0x21):
+    if proto == _PPP_IPV4:
         return off, 4
-    if proto in (_PPP_IPV6, 0x57):
+    if proto == _PPP_IPV6:
         return off, 6
     return None
 

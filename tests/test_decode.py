@@ -2,14 +2,16 @@
 ICMP too-big, truncation. Frames are built byte by byte in test_capture_fixtures."""
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 
 import pytest
 
 from facts.decode import decode
 from facts.packet import IcmpTooBig, IpFragment, TcpSegment
 from test_capture_fixtures import (ah, ether, ext_hdr, frag6, ip4, ip6, ipv4, ipv6,
-                                   null_hdr, sll, sll2, tcp)
+                                   null_hdr, pcap_bytes, sll, sll2, tcp)
 
 SEG4 = ipv4(payload=tcp(sport=40000, dport=443, seq=7, ack=9, flags=0x14, window=512,
                         payload=b"data"), ttl=77, ip_id=0x1555)
@@ -108,6 +110,20 @@ def test_snaplen_truncated_payload_len_from_ip():
     assert p.truncated and p.payload_len == 58 and p.payload == b"z" * 10
 
 
+def test_tcp_header_cut_after_the_window_still_decodes():
+    frame = ether(ipv6(payload=tcp(flags=0x14, window=77, payload=b"x" * 30)), etype=0x86DD)
+    p = _d(1, frame[:14 + 40 + 16], origlen=len(frame))
+    assert (p.flags, p.window, p.payload_len, p.payload, p.truncated) == (0x14, 77, 30, b"", True)
+    assert _d(1, frame[:14 + 40 + 15]) is None
+
+
+def test_ppp_link_types():
+    assert _d(9, b"\xff\x03\x00\x21" + SEG4).ttl == 77
+    assert _d(50, b"\xff\x03\x00\x57" + SEG6).ttl == 55
+    assert _d(9, b"\x21" + SEG4).ttl == 77                     # compressed protocol field
+    assert _d(9, b"\xff\x03\xc0\x21" + SEG4) is None            # LCP
+
+
 def test_ipv4_fragments():
     first = ether(ipv4(payload=tcp(flags=0x18, payload=b"a" * 16), frag=0x2000, ip_id=99))
     p = _d(1, first)
@@ -179,3 +195,52 @@ def test_any_cut_of_a_frame_never_raises(cut):
     _d(1, frame[:cut])
     _d(1, ether(ipv6(nh=0, ext=ext_hdr(44) + frag6(6, 0, True, 3), payload=tcp()),
                 etype=0x86DD)[:cut + 20])
+
+
+def _tshark_cases():
+    mpls = struct.pack("!I", (100 << 12) | 0x140) + SEG4
+    hop_rt_ah_dst = ext_hdr(43, 1) + ext_hdr(51) + ah(60) + ext_hdr(6, 2)
+    qos = bytes([0x88, 0x01]) + b"\x00\x00" + b"\x11" * 18 + b"\x00" * 4
+    return [
+        (1, ether(SEG4, vlans=[(0x88A8, 10), (0x8100, 20)])),
+        (1, ether(SEG6, etype=0x86DD, vlans=[(0x8100, 5)])),
+        (1, ether(mpls, etype=0x8847)),
+        (1, ether(ipv4(payload=tcp(), options=b"\x01" * 4))),
+        (1, ether(ipv4(payload=tcp(flags=0x18, payload=b"a" * 16), frag=0x2000))),
+        (1, ether(ipv4(payload=b"b" * 16, frag=5))),
+        (1, ether(ipv6(nh=0, ext=hop_rt_ah_dst, payload=tcp(flags=4)), etype=0x86DD)),
+        (1, ether(ipv6(nh=44, ext=frag6(6, 0, True, 7), payload=tcp()), etype=0x86DD)),
+        (1, ether(ipv4(proto=17, payload=b"\x00" * 8))),
+        (113, sll(SEG4)), (276, sll2(SEG6, proto=0x86DD)),
+        (101, SEG6), (228, SEG4), (229, SEG6),
+        (0, null_hdr(SEG6, 30)), (0, null_hdr(SEG4, 2, ">")), (108, null_hdr(SEG6, 24, ">")),
+        (105, qos + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + SEG4),
+        (9, b"\xff\x03\x00\x21" + SEG4),
+    ]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_decoder_agrees_with_tshark_on_built_frames(tmp_path):
+    """Each frame above, one pcap per link type: TCP exactly where tshark (with reassembly
+    off, so first fragments show their TCP header) sees TCP, with the same TTL and flags."""
+    by_lt: dict[int, list[bytes]] = {}
+    for lt, frame in _tshark_cases():
+        by_lt.setdefault(lt, []).append(frame)
+    for lt, frames in by_lt.items():
+        path = tmp_path / f"lt{lt}.pcap"
+        path.write_bytes(pcap_bytes([(1.0, f) for f in frames], linktype=lt))
+        out = subprocess.run(
+            ["tshark", "-r", str(path), "-o", "ip.defragment:FALSE",
+             "-o", "ipv6.defragment:FALSE", "-T", "fields", "-e", "frame.protocols",
+             "-e", "tcp.flags", "-e", "ip.ttl", "-e", "ipv6.hlim"],
+            capture_output=True, text=True, timeout=60).stdout.splitlines()
+        assert len(out) == len(frames), lt
+        for frame, line in zip(frames, out):
+            protos, flags, ttl, hlim = (line.split("\t") + ["", "", ""])[:4]
+            p = _d(lt, frame)
+            if "tcp" in protos.split(":"):
+                assert isinstance(p, TcpSegment), (lt, protos)
+                assert p.flags | p.reserved << 8 == int(flags, 16)
+                assert p.ttl == int((ttl or hlim).split(",")[-1])
+            else:
+                assert not isinstance(p, TcpSegment), (lt, protos)
