@@ -79,15 +79,24 @@ def test_scenario_truth_uses_knowledge_base_ids():
         assert kinds.get(scenario.subtype) == "subtype", scenario.name
 
 
+# Each scenario in its own address family, plus a few in the other one.
+RUNS = [(name, None) for name in MUST_SHOW] + [
+    ("firewall_idle_timeout", 6), ("nat_table_expiry", 6), ("lb_idle_timeout", 6),
+    ("firewall_policy_block", 4), ("endpoint_port_closed", 4)]
+
+
 @pytest.mark.lab
-@pytest.mark.parametrize("name", list(MUST_SHOW))
-def test_scenario_captures_show_what_really_happened(name, tmp_path):
+@pytest.mark.parametrize("name,family", RUNS, ids=[f"{n}-v{f or 'default'}" for n, f in RUNS])
+def test_scenario_captures_show_what_really_happened(name, family, tmp_path):
     reason = _skip_reason(name)
     if reason:
         pytest.skip(reason)
-    expected = run(name, tmp_path)
+    expected = run(name, tmp_path, family)
     assert read_expected(tmp_path / "expected.yaml") == expected
     caps = {side: _extract(tmp_path / f"{side}.pcap") for side in ("client", "server")}
+    family = family or SCENARIOS[name].family
+    assert expected.endpoints.family == family
+    assert {c.ip_version for side in caps for c in caps[side].connections} == {family}
     port = expected.endpoints.server_port
     rsts = {side: _scenario_rsts(caps[side], port) for side in caps}
     where, claimed, initial, hop, errors = MUST_SHOW[name]
