@@ -113,3 +113,70 @@ def test_kb_error_is_a_user_error_with_one_line_message(tmp_path):
     with pytest.raises(UserError) as err:
         load_kb(tmp_path)
     assert "\n" not in str(err.value) and "x.yaml:2:" in str(err.value)
+
+
+def test_a_condition_that_is_not_a_mapping_gets_one_clear_message(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: a.b\n    rev: 1\n    status: stable\n    title: {en: t, zh: t}\n"
+        "    rationale: {en: r, zh: r}\n    references: [x]\n    when:\n      all:\n"
+        "        - ttl > 3\n    conclude: {id: a.c, cf: 0.5}\n    tests:\n"
+        "      - {name: a, expect: fires}\n      - {name: b, expect: does_not_fire}\n",
+        encoding="utf-8")
+    _, problems, _ = read_kb(tmp_path)
+    assert [(p.line, p.path) for p in problems] == [(10, "rules[0].when.all[0]")]
+    assert "a condition must be a mapping" in problems[0].message
+
+
+def test_cli_init_copies_and_refuses_to_overwrite(tmp_path, capsys):
+    from tui.cli import main
+
+    target = tmp_path / "mykb"
+    assert main(["kb", "init", str(target)]) == 0
+    copied = sorted(p.name for p in target.iterdir())
+    assert "README.md" in copied and "origin.yaml" in copied
+    assert sorted(p.name for p in SHIPPED.glob("*.yaml")) == [n for n in copied if n.endswith(".yaml")]
+    assert main(["kb", "validate", "--kb", str(target)]) == 0
+    capsys.readouterr()
+    assert main(["kb", "init", str(target)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_cli_show_renders_each_kind_with_its_location(capsys):
+    from tui.cli import main
+
+    for ident, needle in [("ttl.hop_located", "knowledge/ttl.yaml:"),
+                          ("firewall.idle_timeout", "mind map: Idle connection exceeds"),
+                          ("fix.keepalive_ssh", "server ports: 22"),
+                          ("q.idle_before_s", "answer: duration"),
+                          ("symptom.one_direction_fails", "question: q.one_direction_fails"),
+                          ("tip.ttl_copy", "tip tip.ttl_copy"),
+                          ("timeout.aws_nlb", "default 350 s")]:
+        assert main(["kb", "show", ident]) == 0
+        assert needle in capsys.readouterr().out, ident
+    assert main(["kb", "show", "no.such.id"]) == 2
+
+
+def test_cli_export_mermaid(capsys):
+    from tui.cli import main
+
+    assert main(["kb", "export", "mermaid"]) == 0
+    assert capsys.readouterr().out.startswith("mindmap\n  root((Connection Reset<br/>by Middle Device))")
+    assert main(["kb", "export", "mermaid", "--what", "flowchart", "--lang", "zh"]) == 0
+    assert "第 2 步" in capsys.readouterr().out
+
+
+def test_cli_kb_test_runs_the_embedded_cases(tmp_path, capsys):
+    from tui.cli import main
+
+    pytest.importorskip("engine.kbtest")
+    (tmp_path / "k.yaml").write_text(
+        "conclusions:\n  - id: finding.x\n    kind: finding\n    title: {en: X, zh: X}\n"
+        "    description: {en: d, zh: d}\n"
+        "rules:\n  - id: t.wrong_case\n    rev: 1\n    status: test\n    title: {en: t, zh: t}\n"
+        "    rationale: {en: r, zh: r}\n    references: [x]\n"
+        "    when: {field: ttl, op: '>', value: 100}\n    conclude: {id: finding.x, cf: 0.5}\n"
+        "    tests:\n      - {name: too low to fire, facts: {ttl: 5}, expect: fires}\n"
+        "      - {name: low, facts: {ttl: 6}, expect: does_not_fire}\n", encoding="utf-8")
+    assert main(["kb", "test", "--kb", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "t.wrong_case [too low to fire]" in out and "1 failed" in out
