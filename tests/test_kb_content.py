@@ -311,6 +311,9 @@ def test_sound_on_the_real_corpus(kb, reasoner):
         if prefix == "05_":
             assert report.resets[0].pattern == "idle_timeout"
             assert report.resets[0].diagnoses[0].id == "firewall.idle_timeout"
+        if prefix == "03_":
+            assert report.resets[0].pattern == "syn_rejected"
+            assert report.resets[0].diagnoses[0].id == "firewall.policy_block"
         if prefix == "07_":
             assert all(r.pattern == "syn_rejected" for r in report.resets)
     for prefix in ENDPOINT_CASES:  # never accuse an endpoint (Weaver et al.)
