@@ -95,7 +95,10 @@ def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] 
     from . import Reasoner, load_kb
 
     kb = kb or load_kb()
-    reasoner = reasoner or Reasoner(kb)
+    if reasoner is None:
+        with Reasoner(kb) as own:
+            return analyze(capture, peer, tracert=tracert, kb=kb, reasoner=own, lang=lang,
+                           progress=progress)
     trace = _load_tracert(tracert)
     local = extract(capture, progress=progress)
     sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]

@@ -50,7 +50,7 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
         fix = kb.fixes.get(fix_id)
         if fix is None or (fix.ports and port not in fix.ports):
             continue
-        out.append(FixOut(id=fix.id, title=_t(fix.title, lang),
+        out.append(FixOut(id=fix.id, title=fixparams.render_title(fix, params, lang),
                           text=fixparams.render(fix, params, lang)))
     return out
 
