@@ -6,9 +6,9 @@ TTL histograms, only for the addresses that some RST claims to come from.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
-from .models import Connection, Endpoint, RstEvent, initial_ttl
+from .models import Connection, RstEvent, initial_ttl
 from .packet import ACK, addr_str
 from .tracker import (HANDSHAKE_NAMES, HS_COMPLETE, MASK32, _NO_WSCALE, Conn, RstRecord,
                       Tracker, serial_diff)
@@ -19,10 +19,32 @@ RST_SEQ_CHANGE_MAX_S = 2.0
 MAX_WSCALE = 14
 
 
+_EXCERPT_CHARS = tuple(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in range(256))
+
+
 def excerpt(payload: bytes) -> str:
     """First 64 bytes: printable ASCII as is, anything else as \\xNN."""
-    return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}"
-                   for b in bytes(payload[:EXCERPT_BYTES]))
+    return "".join(map(_EXCERPT_CHARS.__getitem__, bytes(payload[:EXCERPT_BYTES])))
+
+
+class ConnRsts:
+    """Facts about all RSTs of one connection, computed once (not once per RST: a RST storm
+    in one connection must stay linear)."""
+
+    def __init__(self, c: Conn):
+        seqs: tuple[set, set] = (set(), set())
+        acks: tuple[set, set] = (set(), set())
+        self.previous: dict[str, Optional[RstRecord]] = {}
+        last: list[Optional[RstRecord]] = [None, None]
+        for r in c.rsts:
+            seqs[r.side].add(r.seg.seq)
+            acks[r.side].add(r.seg.ack)
+            self.previous[r.id] = last[r.side]
+            last[r.side] = r
+        self.seq_differ = tuple(len(s) > 1 for s in seqs)
+        self.ack_differ = tuple(len(a) > 1 for a in acks)
+        self.both_directions = last[0] is not None and last[1] is not None
+        self.hist = (c.half[0].ttl_hist(), c.half[1].ttl_hist())
 
 
 def most_common(hist: dict[int, int]) -> Optional[int]:
@@ -37,20 +59,26 @@ def _close_kind(c: Conn) -> str:
     return "fin_rst" if fin and rst else "fin" if fin else "rst" if rst else "open"
 
 
-def connection_model(c: Conn, capture: str) -> Connection:
+def connection_model(c: Conn, capture: str, names: Optional[dict[bytes, str]] = None
+                     ) -> Connection:
+    """``names`` caches address strings across connections (servers repeat)."""
+    client, server = c.half
+    if names is None:
+        names = {}
+    cname = names.get(c.addr[0]) or names.setdefault(c.addr[0], addr_str(c.addr[0]))
+    sname = names.get(c.addr[1]) or names.setdefault(c.addr[1], addr_str(c.addr[1]))
     return Connection(
         id=c.id, capture=capture, ip_version=c.ipv,
-        client=Endpoint(ip=addr_str(c.addr[0]), port=c.port[0]),
-        server=Endpoint(ip=addr_str(c.addr[1]), port=c.port[1]),
+        client={"ip": cname, "port": c.port[0]}, server={"ip": sname, "port": c.port[1]},
         roles_inferred=c.inferred, start=c.start, end=c.last_ts,
-        packets_c2s=c.pkts[0], packets_s2c=c.pkts[1],
-        bytes_c2s=c.byts[0], bytes_s2c=c.byts[1],
+        packets_c2s=client.pkts, packets_s2c=server.pkts,
+        bytes_c2s=client.byts, bytes_s2c=server.byts,
         handshake=HANDSHAKE_NAMES[c.hs],
         syn_time=c.syn.ts if c.syn is not None else None, synack_time=c.synack_time,
         close=_close_kind(c), fin_by=list(c.fin_by), rst_count=len(c.rsts),
         largest_idle_gap_s=c.max_gap, largest_idle_gap_at=c.max_gap_at,
-        client_ttls=dict(c.ttls[0]), server_ttls=dict(c.ttls[1]),
-        client_ttl_changes=c.ttl_changes[0], server_ttl_changes=c.ttl_changes[1],
+        client_ttls=client.ttl_hist(), server_ttls=server.ttl_hist(),
+        client_ttl_changes=client.ttl_changes, server_ttl_changes=server.ttl_changes,
         largest_segment=c.maxseg, fragments_seen=c.frag, icmp_too_big_seen=c.icmp,
         path_mtu=c.pmtu)
 
@@ -63,7 +91,7 @@ def host_baselines(connections: Iterable[Conn], addrs: set[bytes]) -> dict[bytes
             hist = totals.get(c.addr[side])
             if hist is None:
                 continue
-            for ttl, n in c.ttls[side].items():
+            for ttl, n in c.half[side].ttl_hist().items():
                 hist[ttl] = hist.get(ttl, 0) + n
     return {a: v for a, h in totals.items() if (v := most_common(h)) is not None}
 
@@ -100,12 +128,10 @@ def _ack_position(rec: RstRecord) -> tuple[str, Optional[int]]:
     return ("exact" if offset == 0 else "behind" if offset < 0 else "ahead"), offset
 
 
-def _seq_change(rec: RstRecord, same_sender: list[RstRecord]) -> bool:
+def _seq_change(rec: RstRecord, prev: Optional[RstRecord]) -> bool:
     """Weaver/Sommer/Paxson RST_SEQ_CHANGE against the previous RST from the same sender."""
-    earlier = [r for r in same_sender if r.index < rec.index]
-    if not earlier:
+    if prev is None:
         return False
-    prev = earlier[-1]
     seq2 = rec.seg.seq
     if serial_diff(seq2, prev.seg.seq) <= 2 or rec.seg.ts - prev.seg.ts >= RST_SEQ_CHANGE_MAX_S:
         return False
@@ -126,13 +152,15 @@ def _behind_data(rec: RstRecord) -> bool:
     return serial_diff(rec.seg.seq, rec.other_hiack) < 0
 
 
-def rst_event(rec: RstRecord, conn: Connection, capture: str,
-              host_ttl: dict[bytes, int]) -> RstEvent:
+def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[bytes, int],
+              group: Optional[ConnRsts] = None) -> RstEvent:
     c, seg, side = rec.conn, rec.seg, rec.side
+    if group is None:
+        group = ConnRsts(c)
     sender_name = "client" if side == 0 else "server"
     ttl = seg.ttl
     init = initial_ttl(ttl)
-    hist = c.ttls[side]
+    hist = group.hist[side]
     base_conn = most_common(hist)
     base_host = host_ttl.get(c.addr[side])
     if base_conn is not None:
@@ -150,8 +178,6 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str,
 
     seq_pos, seq_off = _seq_position(rec)
     ack_pos, ack_off = _ack_position(rec)
-    same_sender = [r for r in c.rsts if r.side == side]
-    sides = {r.side for r in c.rsts}
     trig = rec.trigger
     before_c2s, before_s2c = rec.bytes_before
     return RstEvent(
@@ -180,12 +206,11 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str,
         window_equals_other_last=seg.window == peer.window if peer is not None else None,
         seq_position=seq_pos, seq_offset=seq_off, ack_position=ack_pos, ack_offset=ack_off,
         rsts_in_connection=len(c.rsts), rst_index_in_connection=rec.index,
-        rst_seq_differ=len({r.seg.seq for r in same_sender}) > 1,
-        rst_ack_differ=len({r.seg.ack for r in same_sender}) > 1,
-        rst_seq_change=_seq_change(rec, same_sender),
+        rst_seq_differ=group.seq_differ[side], rst_ack_differ=group.ack_differ[side],
+        rst_seq_change=_seq_change(rec, group.previous[rec.id]),
         data_after_rst=rec.data_after_s is not None, data_after_rst_s=rec.data_after_s,
         rst_behind_data=_behind_data(rec),
-        rst_both_directions=len(sides) > 1,
+        rst_both_directions=group.both_directions,
         since_syn_s=seg.ts - syn.ts if syn is not None else None,
         since_start_s=seg.ts - c.start,
         handshake_completed=rec.hs == HS_COMPLETE, syn_seen=rec.syn_seen,
@@ -206,10 +231,34 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str,
         challenge_ack_seen=rec.challenge_ack)
 
 
-def build_facts(tracker: Tracker, capture: str) -> tuple[list[Connection], list[RstEvent]]:
-    """All connections (in order of first packet) and all RSTs (in capture order)."""
-    models = {c.id: connection_model(c, capture) for c in tracker.connections}
+def iter_built(tracker: Tracker, capture: str
+               ) -> Iterator[tuple[Connection, list[RstEvent]]]:
+    """Each connection (in order of first packet) with its RSTs, built one at a time and
+    released from the tracker as it goes, so a caller that streams them out never holds
+    every model at once."""
     needed = {r.conn.addr[r.side] for r in tracker.rsts}
     host_ttl = host_baselines(tracker.connections, needed) if needed else {}
-    rsts = [rst_event(r, models[r.conn.id], capture, host_ttl) for r in tracker.rsts]
-    return list(models.values()), rsts
+    conns = tracker.connections
+    # The pass is over: lookups are no longer needed, and they would keep every
+    # connection's state alive while the models stream out.
+    tracker.rsts, tracker.table, tracker.frag_owner = [], {}, {}
+    names: dict[bytes, str] = {}
+    for i, c in enumerate(conns):
+        conns[i] = None  # type: ignore[call-overload]  # drop state once built
+        model = connection_model(c, capture, names)
+        group = ConnRsts(c) if c.rsts else None
+        events = [rst_event(r, model, capture, host_ttl, group) for r in c.rsts]
+        c.release()
+        yield model, events
+    tracker.connections = []
+
+
+def build_facts(tracker: Tracker, capture: str) -> tuple[list[Connection], list[RstEvent]]:
+    """All connections (in order of first packet) and all RSTs (in capture order)."""
+    connections: list[Connection] = []
+    rsts: list[RstEvent] = []
+    for conn, events in iter_built(tracker, capture):
+        connections.append(conn)
+        rsts.extend(events)
+    rsts.sort(key=lambda r: r.frame)
+    return connections, rsts

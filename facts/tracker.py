@@ -12,7 +12,7 @@ a forged RST, a challenge ACK) are patched into the record while the connection 
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from .packet import ACK, FIN, RST, SYN, IcmpTooBig, IpFragment, TcpSegment
 
@@ -33,14 +33,52 @@ def serial_diff(a: int, b: int) -> int:
     return d - 0x100000000 if d >= HALF32 else d
 
 
-class Conn:
-    """Mutable state of one connection while the pass runs; index 0 = client, 1 = server."""
+class SynInfo(NamedTuple):
+    """What later facts need of the connection's first SYN."""
 
-    __slots__ = (
-        "id", "ipv", "addr", "port", "inferred", "start", "last_ts", "prev_gap", "max_gap",
-        "max_gap_at", "pkts", "byts", "ttls", "ttl_changes", "lastn", "ldata", "nxt", "hiack",
-        "last_rst_ts", "first_rst_nxt", "slow", "hs", "syn", "synack_time", "wscale", "fin",
-        "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp", "pmtu", "npackets")
+    ts: float
+    seq: int
+    ip_id: Optional[int]
+
+
+class Half:
+    """One direction of a connection: what one side sent. The table maps each direction's
+    4-tuple straight to its Half, so the hot loop updates plain slots, no indexing."""
+
+    __slots__ = ("conn", "side", "pkts", "byts", "nrst", "ttl0", "ttl_other", "ttl_changes",
+                 "last", "ldata", "nxt", "last_rst_ts", "first_rst_nxt", "wscale", "fin")
+
+    def __init__(self, conn: "Conn", side: int):
+        self.conn, self.side = conn, side
+        self.pkts = self.byts = self.nrst = self.ttl_changes = 0
+        # TTL histogram of non-RST packets, kept as "first TTL + the others" so the common
+        # case (one TTL per side) costs one comparison per packet.
+        self.ttl0: Optional[int] = None
+        self.ttl_other: Optional[dict[int, int]] = None  # created on the first other TTL
+        self.last: Optional[TcpSegment] = None   # last non-RST segment
+        self.ldata: Optional[TcpSegment] = None  # last segment with payload
+        self.nxt: Optional[int] = None           # highest seq + len (+1 for SYN/FIN)
+        self.last_rst_ts: Optional[float] = None
+        self.first_rst_nxt: Optional[int] = None
+        self.wscale: Optional[int] = None
+        self.fin = False
+
+    def ttl_hist(self) -> dict[int, int]:
+        if self.ttl0 is None:
+            return {}
+        other = self.ttl_other or {}
+        hist = {self.ttl0: self.pkts - self.nrst - sum(other.values())}
+        hist.update(other)
+        return hist
+
+
+class Conn:
+    """One connection while the pass runs; ``half[0]`` is the client's, ``half[1]`` the
+    server's."""
+
+    __slots__ = ("id", "ipv", "addr", "port", "inferred", "start", "last_ts", "prev_ts",
+                 "max_gap", "max_gap_at", "half", "slow", "hs", "syn", "synack_time",
+                 "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp", "pmtu")
 
     def __init__(self, cid: str, seg: TcpSegment, from_client: bool, inferred: bool):
         self.id = cid
@@ -50,35 +88,34 @@ class Conn:
         else:
             self.addr, self.port = (seg.dst, seg.src), (seg.dport, seg.sport)
         self.inferred = inferred
-        self.start = self.last_ts = seg.ts
-        self.prev_gap: Optional[float] = None
+        self.start = self.last_ts = self.prev_ts = seg.ts
         self.max_gap = 0.0
         self.max_gap_at: Optional[float] = None
-        self.npackets = 0
-        self.pkts = [0, 0]
-        self.byts = [0, 0]
-        self.ttls: list[dict[int, int]] = [{}, {}]
-        self.ttl_changes = [0, 0]
-        self.lastn: list[Optional[TcpSegment]] = [None, None]  # last non-RST segment
-        self.ldata: list[Optional[TcpSegment]] = [None, None]  # last segment with payload
-        self.nxt: list[Optional[int]] = [None, None]  # highest seq + len (+SYN/FIN)
-        self.hiack: list[Optional[int]] = [None, None]
-        self.last_rst_ts: list[Optional[float]] = [None, None]
-        self.first_rst_nxt: list[Optional[int]] = [None, None]
-        self.slow = True  # handshake still to watch, RSTs pending patches
+        self.half = (Half(self, 0), Half(self, 1))
+        self.slow = not inferred  # handshake to watch, RSTs pending patches
         self.hs = HS_NONE
-        self.syn: Optional[TcpSegment] = None
+        self.syn: Optional[SynInfo] = None
         self.synack_time: Optional[float] = None
-        self.wscale: list[Optional[int]] = [None, None]
-        self.fin = [False, False]
-        self.fin_by: list[str] = []
+        # Empty tuples until something happens: 20 000 connections x 3 empty lists add up.
+        self.fin_by: tuple | list[str] = ()
         self.closed = False
-        self.rsts: list[RstRecord] = []
-        self.watch: list[RstRecord] = []
+        self.rsts: tuple | list[RstRecord] = ()
+        self.watch: tuple | list[RstRecord] = ()
         self.maxseg = 0
         self.frag = False
         self.icmp = False
         self.pmtu: Optional[int] = None
+
+    @property
+    def packets(self) -> int:
+        return self.half[0].pkts + self.half[1].pkts
+
+    def release(self) -> None:
+        """Break the reference cycles (halves and RST records point back here) so the
+        state is freed at once, even while the cyclic collector is off."""
+        for rec in self.rsts:
+            rec.conn = None
+        self.half = self.rsts = self.watch = ()
 
 
 class RstRecord:
@@ -93,31 +130,34 @@ class RstRecord:
 
     def __init__(self, rid: str, seg: TcpSegment, conn: Conn, side: int):
         self.id, self.seg, self.conn, self.side = rid, seg, conn, side
-        other = 1 - side
+        me, peer = conn.half[side], conn.half[1 - side]
         self.index = len(conn.rsts) + 1
-        have_before = conn.npackets > 0
-        self.idle_before = seg.ts - conn.last_ts if have_before else None
-        self.idle_trigger = conn.prev_gap
-        last_from_sender = [t for t in (conn.last_rst_ts[side],
-                                        conn.lastn[side].ts if conn.lastn[side] else None)
+        before = conn.packets
+        self.packets_before = before
+        self.idle_before = seg.ts - conn.last_ts if before else None
+        self.idle_trigger = conn.last_ts - conn.prev_ts if before >= 2 else None
+        last_from_sender = [t for t in (me.last_rst_ts, me.last.ts if me.last else None)
                             if t is not None]
         self.idle_sender = seg.ts - max(last_from_sender) if last_from_sender else None
-        self.packets_before = conn.npackets
-        self.bytes_before = (conn.byts[0], conn.byts[1])
-        self.sender_nxt, self.other_nxt = conn.nxt[side], conn.nxt[other]
-        self.other_hiack = conn.hiack[other]
-        self.sender_last, self.other_last = conn.lastn[side], conn.lastn[other]
-        self.sender_wscale, self.other_wscale = conn.wscale[side], conn.wscale[other]
+        self.bytes_before = (conn.half[0].byts, conn.half[1].byts)
+        self.sender_nxt = me.nxt & MASK32 if me.nxt is not None else None
+        self.other_nxt = peer.nxt & MASK32 if peer.nxt is not None else None
+        self.sender_last, self.other_last = me.last, peer.last
+        # The other side's latest ACK stands for its highest: ACKs only go backwards when
+        # packets are reordered, and tracking the maximum would cost every packet.
+        self.other_last_ack = (peer.last.ack if peer.last is not None and peer.last.flags & ACK
+                               else None)
+        self.other_hiack = self.other_last_ack
+        self.sender_wscale, self.other_wscale = me.wscale, peer.wscale
         self.hs = conn.hs
         self.syn_seen = conn.syn is not None
         self.synack_seen = conn.synack_time is not None
-        self.trigger = conn.ldata[other]
+        self.trigger = peer.ldata
         self.maxseg_before = conn.maxseg
-        self.first_rst_nxt = conn.first_rst_nxt[side]
+        self.first_rst_nxt = me.first_rst_nxt
         self.data_after_s: Optional[float] = None
         self.synack_after = False
         self.challenge_ack = False
-        self.other_last_ack = self.other_last.ack if self.other_last is not None else None
         # An RST whose seq is not exactly the receiver's next expected byte draws a
         # challenge ACK under RFC 5961 (decided here, with the state before the RST).
         self.inexact = self.sender_nxt is not None and seg.seq != self.sender_nxt
@@ -127,7 +167,7 @@ class Tracker:
     """Feed decoded packets in capture order; read ``connections`` and ``rsts`` after."""
 
     def __init__(self) -> None:
-        self.table: dict[tuple, tuple[Conn, int]] = {}
+        self.table: dict[tuple, Half] = {}
         self.connections: list[Conn] = []
         self.rsts: list[RstRecord] = []
         self.frag_owner: dict[tuple, Conn] = {}
@@ -141,63 +181,70 @@ class Tracker:
         table_get = self.table.get
         new_conn = self._new_conn
         slow_path = self._slow_path
+        note_ttl = self._note_ttl
         on_rst = self._rst
+        non_tcp = self._non_tcp
         seg_class = TcpSegment
         tcp = 0
         p = None
         for p in packets:
             if p.__class__ is not seg_class:
-                self._non_tcp(p)
+                non_tcp(p)
                 continue
             tcp += 1
             flags = p.flags
-            ent = table_get((p.src, p.sport, p.dst, p.dport))
-            if ent is None or (flags & (SYN | ACK) == SYN and ent[0].closed):
-                ent = new_conn(p, flags)
-            c, d = ent
+            h = table_get((p.src, p.sport, p.dst, p.dport))
+            if h is None or (flags & 0x12 == SYN and h.conn.closed):
+                h = new_conn(p, flags)
             if flags & RST:
-                on_rst(c, d, p)
+                on_rst(h, p)
                 continue
+            c = h.conn
             ts = p.ts
-            gap = ts - c.last_ts
-            if gap > c.max_gap:
-                c.max_gap = gap
+            last_ts = c.last_ts
+            if ts - last_ts > c.max_gap:
+                c.max_gap = ts - last_ts
                 c.max_gap_at = ts
-            if c.npackets:
-                c.prev_gap = gap
+            c.prev_ts = last_ts
             c.last_ts = ts
-            c.npackets += 1
-            c.pkts[d] += 1
+            h.pkts += 1
             ttl = p.ttl
-            h = c.ttls[d]
-            h[ttl] = h.get(ttl, 0) + 1
-            prev = c.lastn[d]
-            if prev is not None and prev.ttl != ttl:
-                c.ttl_changes[d] += 1
-            c.lastn[d] = p
+            prev = h.last
+            h.last = p
+            if ttl != h.ttl0 or prev.ttl != ttl:
+                note_ttl(h, ttl, prev)
             plen = p.payload_len
             if plen:
-                c.byts[d] += plen
-                c.ldata[d] = p
+                h.byts += plen
+                h.ldata = p
                 if plen > c.maxseg:
                     c.maxseg = plen
-            end = (p.seq + plen + (flags & FIN) + ((flags & SYN) >> 1)) & MASK32
-            n = c.nxt[d]
-            if n is None or 0 < ((end - n) & MASK32) < HALF32:
-                c.nxt[d] = end
-            if flags & ACK:
-                a = c.hiack[d]
-                ack = p.ack
-                if a is None or 0 < ((ack - a) & MASK32) < HALF32:
-                    c.hiack[d] = ack
-            if flags & (SYN | FIN) or c.slow or p.fragmented:
-                slow_path(c, d, p, flags)
+            # Sequence numbers are big ints (each operation allocates): compare first, do
+            # the serial arithmetic only when the end moved; SYN/FIN's +1 is the slow path's.
+            # nxt may run past 2**32 unmasked; readers mask it.
+            end = p.seq + plen if plen else p.seq
+            n = h.nxt
+            if end != n and (n is None or 0 < ((end - n) & MASK32) < HALF32):
+                h.nxt = end
+            if flags & 3 or c.slow or p.fragmented:
+                slow_path(h, p, flags)
         self.tcp_packets += tcp
         if p is not None:
             self.last_ts = p.ts
 
     # -- rare events --------------------------------------------------------------------
-    def _new_conn(self, p: TcpSegment, flags: int) -> tuple[Conn, int]:
+    @staticmethod
+    def _note_ttl(h: Half, ttl: int, prev: Optional[TcpSegment]) -> None:
+        if h.ttl0 is None:
+            h.ttl0 = ttl
+        elif ttl != h.ttl0:
+            if h.ttl_other is None:
+                h.ttl_other = {}
+            h.ttl_other[ttl] = h.ttl_other.get(ttl, 0) + 1
+        if prev is not None and prev.ttl != ttl:
+            h.ttl_changes += 1
+
+    def _new_conn(self, p: TcpSegment, flags: int) -> Half:
         if flags & SYN:
             from_client, inferred = not flags & ACK, False
         else:
@@ -205,23 +252,25 @@ class Tracker:
             # first sender.
             from_client, inferred = p.sport >= p.dport, True
         c = Conn(f"c{len(self.connections) + 1}", p, from_client, inferred)
-        if inferred:
-            c.slow = False
         self.connections.append(c)
         if self.first_ts is None:
             self.first_ts = p.ts
-        forward = (c.addr[0], c.port[0], c.addr[1], c.port[1])
-        backward = (c.addr[1], c.port[1], c.addr[0], c.port[0])
-        self.table[forward] = (c, 0)
-        self.table[backward] = (c, 1)
-        return (c, 0) if from_client else (c, 1)
+        self.table[(c.addr[0], c.port[0], c.addr[1], c.port[1])] = c.half[0]
+        self.table[(c.addr[1], c.port[1], c.addr[0], c.port[0])] = c.half[1]
+        return c.half[0] if from_client else c.half[1]
 
-    def _slow_path(self, c: Conn, d: int, p: TcpSegment, flags: int) -> None:
+    def _slow_path(self, h: Half, p: TcpSegment, flags: int) -> None:
+        c, d = h.conn, h.side
+        if flags & (SYN | FIN):
+            end = p.seq + p.payload_len + (flags & FIN) + ((flags & SYN) >> 1)
+            n = h.nxt
+            if n is None or 0 < ((end - n) & MASK32) < HALF32:
+                h.nxt = end & MASK32
         if flags & SYN:
             # The decoder may not report options at all (unknown) or report their absence.
             wscale = getattr(p, "wscale", _MISSING)
             if wscale is not _MISSING:
-                c.wscale[d] = _NO_WSCALE if wscale is None else wscale
+                h.wscale = _NO_WSCALE if wscale is None else wscale
             if flags & ACK:
                 if c.synack_time is None:
                     c.synack_time = p.ts
@@ -229,15 +278,15 @@ class Tracker:
                     c.hs = HS_SYNACK
             else:
                 if c.syn is None:
-                    c.syn = p
+                    c.syn = SynInfo(p.ts, p.seq, p.ip_id)  # not the segment: keep no payload
                 if c.hs < HS_SYN:
                     c.hs = HS_SYN
         elif c.hs == HS_SYNACK and d == 0 and flags & ACK:
             c.hs = HS_COMPLETE
-        if flags & FIN and not c.fin[d]:
-            c.fin[d] = True
-            c.fin_by.append("client" if d == 0 else "server")
-            if c.fin[0] and c.fin[1]:
+        if flags & FIN and not h.fin:
+            h.fin = True
+            c.fin_by = [*c.fin_by, "client" if d == 0 else "server"]
+            if c.half[0].fin and c.half[1].fin:
                 c.closed = True
         if p.fragmented:
             self._note_fragmented(c, p)
@@ -245,29 +294,31 @@ class Tracker:
             self._patch_rsts(c, d, p, flags)
         c.slow = bool(c.watch) or c.hs in (HS_SYN, HS_SYNACK)
 
-    def _rst(self, c: Conn, d: int, p: TcpSegment) -> None:
+    def _rst(self, h: Half, p: TcpSegment) -> None:
+        c, d = h.conn, h.side
         self.rst_packets += 1
-        if c.first_rst_nxt[d] is None:
-            c.first_rst_nxt[d] = c.nxt[d] if c.nxt[d] is not None else p.seq
+        if h.first_rst_nxt is None:
+            h.first_rst_nxt = h.nxt & MASK32 if h.nxt is not None else p.seq
         rec = RstRecord(f"r{len(self.rsts) + 1}", p, c, d)
         if c.watch:
             self._patch_rsts(c, d, p, p.flags)
         self.rsts.append(rec)
+        if not c.rsts:
+            c.rsts = []
         c.rsts.append(rec)
+        if not c.watch:
+            c.watch = []
         c.watch.append(rec)
         c.slow = True
         c.closed = True
         ts = p.ts
-        gap = ts - c.last_ts
-        if gap > c.max_gap:
-            c.max_gap, c.max_gap_at = gap, ts
-        if c.npackets:
-            c.prev_gap = gap
-        c.last_ts = ts
-        c.npackets += 1
-        c.pkts[d] += 1
-        c.byts[d] += p.payload_len
-        c.last_rst_ts[d] = ts
+        if ts - c.last_ts > c.max_gap:
+            c.max_gap, c.max_gap_at = ts - c.last_ts, ts
+        c.prev_ts, c.last_ts = c.last_ts, ts
+        h.pkts += 1
+        h.nrst += 1
+        h.byts += p.payload_len
+        h.last_rst_ts = ts
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
@@ -279,9 +330,6 @@ class Tracker:
         claimed sender (a race with a forger), or a challenge ACK from the other side."""
         still = []
         for rec in c.watch:
-            if rec.seg is p:
-                still.append(rec)
-                continue
             if d == rec.side:
                 if flags & RST:
                     pass
@@ -317,10 +365,10 @@ class Tracker:
             if owner is not None:
                 owner.frag = True
         elif isinstance(p, IcmpTooBig):
-            ent = self.table.get((p.orig_src, p.orig_sport, p.orig_dst, p.orig_dport))
-            if ent is None:
+            h = self.table.get((p.orig_src, p.orig_sport, p.orig_dst, p.orig_dport))
+            if h is None:
                 return
-            c = ent[0]
+            c = h.conn
             c.icmp = True
             if p.mtu and (c.pmtu is None or p.mtu < c.pmtu):
                 c.pmtu = p.mtu

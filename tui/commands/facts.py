@@ -6,6 +6,7 @@ One Connection or RstEvent per line (each connection followed by its RSTs), then
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 
@@ -24,6 +25,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from facts.extract import iter_facts
 
+    # A one-shot process whose objects live until it prints them: the cyclic collector
+    # would only re-scan them (the tracker breaks its own cycles).
+    gc.disable()
     stream = iter_facts(args.capture, connections=args.connections)
     out = sys.stdout
     write = out.write
