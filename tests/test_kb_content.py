@@ -320,3 +320,32 @@ def test_sound_on_the_real_corpus(kb, reasoner):
         path = next(CORPUS.glob(prefix + "*"))
         report = analysis.analyze(str(path), kb=kb, reasoner=reasoner)
         assert all(r.origin != "middle_device" for r in report.resets), path.name
+
+
+def _guards_against_endpoint(rule) -> bool:
+    from engine.kb_model import Concluded, NotOf
+
+    for _, cond in _conditions(rule.when, ()):
+        if isinstance(cond, Concluded) and cond.concluded == "origin.middle_device":
+            return True
+        if isinstance(cond, NotOf) and isinstance(cond.not_, Concluded) \
+                and cond.not_.concluded == "origin.endpoint":
+            return True
+    return False
+
+
+def test_capture_only_subtype_rules_never_blame_a_middle_device_unproven(kb):
+    """A middle-device sub-type derived from capture facts alone must rest on
+    origin.middle_device (or exclude origin.endpoint): an endpoint's own RST after idle or
+    after a payload must not be diagnosed as a firewall/NAT/IPS."""
+    offenders = []
+    for rule in kb.rules:
+        target = kb.conclusions[rule.conclude.id]
+        if target.kind != "subtype" or target.family == "endpoint" or rule.conclude.cf <= 0:
+            continue
+        fields = {c.field for _, c in _conditions(rule.when, ()) if isinstance(c, KbTest)}
+        if any(FIELDS[f].source == "context" for f in fields):
+            continue  # the engineer's own knowledge of the path or logs
+        if not _guards_against_endpoint(rule):
+            offenders.append(rule.id)
+    assert offenders == []
