@@ -222,9 +222,14 @@ def _check_rule(rule, defined: dict[str, set], loc: Locator) -> list[Problem]:
 def _check_conclusions(kb: KnowledgeBase, loc: Locator, defined: dict[str, set]) -> list[Problem]:
     out = []
     concluded = {r.conclude.id for r in kb.rules} | loc.broken_ids.get("concludes", set())
+    supported = {r.conclude.id for r in kb.rules if r.conclude.cf > 0}
     for c in kb.conclusions.values():
         if c.id not in concluded and c.id not in UNREACHABLE_OK:
             out.append(loc.problem(c, ("id",), f"no rule concludes '{c.id}': unreachable"))
+        elif c.id not in supported and c.id in {r.conclude.id for r in kb.rules} \
+                and c.id not in UNREACHABLE_OK:
+            out.append(loc.problem(c, ("id",), f"only negative evidence concludes '{c.id}': "
+                                   "its cf can never be positive"))
         for i, fix_id in enumerate(c.fixes):
             if fix_id not in defined["fixes"]:
                 out.append(loc.problem(c, ("fixes", i), f"undefined fix '{fix_id}'"

@@ -164,3 +164,15 @@ def test_cli_validate_uses_environment(monkeypatch, capsys):
 def test_missing_kb_directory_is_a_user_error(capsys, tmp_path):
     assert main(["kb", "validate", "--kb", str(tmp_path / "nope")]) == 2
     assert "no such knowledge base directory" in capsys.readouterr().err
+
+
+def test_conclusion_with_only_negative_evidence_is_reported(tmp_path):
+    rule = _rule(1)
+    rule["conclude"]["cf"] = -0.5
+    data = {"conclusions": [{"id": "origin.middle_device", "kind": "origin",
+                             "title": {"en": "m", "zh": "m"}, "description": {"en": "d", "zh": "d"}}],
+            "rules": [rule]}
+    (tmp_path / "neg.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    problems = validate(tmp_path)
+    assert [(p.line, p.path) for p in problems] == [(2, "conclusions[0].id")]
+    assert "only negative evidence" in problems[0].message
