@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -70,7 +71,8 @@ class Plan:
     before_client: Optional[Callable[[Context], None]] = None  # e.g. start HAProxy
     hooks: dict[str, Callable[[Context], None]] = field(default_factory=dict)  # mark tag -> action
     client_timeout: float = 15.0
-    expected: Callable[[Context, list[dict]], dict] = None  # fields of Expected
+    # Fields of Expected, given the client's events once the run is over.
+    expected: Optional[Callable[[Context, list[dict]], dict]] = None
 
 
 @dataclass
@@ -109,7 +111,7 @@ class Tcpdump:
             raise LabError(f"tcpdump on {node}/{iface} did not start: {' '.join(self.stderr)}")
 
     def stop(self) -> None:
-        import signal
+        # SIGINT: tcpdump flushes its buffer and closes the file properly.
         stop_process(self.proc, signal.SIGINT)
 
 
@@ -154,7 +156,8 @@ def start_server(ctx: Context, plan: Plan, bind: str) -> subprocess.Popen:
     reader = LineReader(proc)
     event = reader.next(time.monotonic() + 10)
     if not event or event.get("event") != "listening":
-        raise LabError(f"lab server did not start: {proc.stderr.read() if proc.poll() else ''}")
+        detail = proc.stderr.read().strip() if proc.poll() is not None else "no answer"
+        raise LabError(f"lab server did not start: {detail.splitlines()[-1] if detail else ''}")
     return proc
 
 
