@@ -16,6 +16,7 @@ from .pcap import CHUNK, _rest
 
 # From the ethertype (offset 12) through the TCP window: 38 bytes.
 _ETH_IP4_TCP = Struct("!HBxHHHBB2x4s4sHHIIBBH")
+_FRAME_ETH_IP4_TCP = Struct("!12xHBxHHHBB2x4s4sHHIIBBH")    # the same from the frame start
 _FAST_MIN = 14 + 20 + 20
 
 
@@ -23,7 +24,7 @@ def iter_ethernet(cap):
     cap.warnings.clear()
     cap.records_read = 0
     unpack_rec = cap.rec_struct.unpack_from
-    unpack_pkt = _ETH_IP4_TCP.unpack_from
+    unpack_pkt = _FRAME_ETH_IP4_TCP.unpack_from
     unit = cap.ts_unit
     limit = cap.max_record
     lt = cap.linktype
@@ -66,9 +67,9 @@ def iter_ethernet(cap):
                         break
                 frame += 1
                 pos = end
-                if incl >= _FAST_MIN:
+                if incl >= 54:                      # _FAST_MIN, as a literal: hot
                     (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst,
-                     sport, dport, seq, ack, off_res, flags, win) = unpack_pkt(buf, p + 12)
+                     sport, dport, seq, ack, off_res, flags, win) = unpack_pkt(buf, p)
                     if (etype == 0x0800 and vihl == 0x45 and proto == 6
                             and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
                         # __new__ plus slot stores skips a 19-argument __init__ call:
