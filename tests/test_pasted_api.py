@@ -116,3 +116,39 @@ def test_tracert_names_the_device_at_the_rst_hop():
     assert rst.tracert_hop == 6
     assert trace.hop_for_rst(rst).label == "fw-dmz.example.com [203.0.113.1]"
     assert trace.hop(3).label == "*" and trace.hop(2).label == "10.20.0.1"
+
+
+def _mutations(seed=7, rounds=300):
+    import random
+    rng = random.Random(seed)
+    texts = [p.read_text(encoding="utf-8") for p in SAMPLES]
+    for _ in range(rounds):
+        t = rng.choice(texts)
+        if rng.random() < 0.5:
+            yield t[:rng.randrange(len(t))]
+        else:
+            chars = list(t)
+            for _ in range(rng.randrange(1, 20)):
+                chars[rng.randrange(len(chars))] = rng.choice("0123456789:./[]()*<> \n-,=\"%中")
+            yield "".join(chars)
+
+
+def test_mangled_pastes_give_user_errors_only():
+    # Truncated or corrupted pastes either parse or raise UserError: never a traceback.
+    for text in _mutations():
+        for name, parser in PARSERS.items():
+            try:
+                context_facts(name, parser(text), port=443)
+            except UserError:
+                pass
+
+
+@pytest.mark.parametrize("junk", [" " * 30000 + "x", "a" + " " * 30000 + "b:c",
+                                  "  a" + " " * 30000 + "b REG_SZ", "C:\\>" + " " * 30000 + "ping"])
+def test_long_junk_lines_stay_fast(junk):
+    import time
+    start = time.perf_counter()
+    for parser in PARSERS.values():
+        with pytest.raises(UserError):
+            parser(junk)
+    assert time.perf_counter() - start < 2.0

@@ -50,11 +50,23 @@ _ZH = [
     ("快速打开", "fast_open"),
     ("HyStart", "hystart"),
     ("比例", "proportional_rate_reduction"),
+    ("节奏", "pacing_profile"),
     ("步调", "pacing_profile"),
 ]
 _VALUE_ZH = {"已启用": "enabled", "启用": "enabled", "已禁用": "disabled", "禁用": "disabled",
              "正常": "normal", "关闭": "off", "默认": "default", "无": "none"}
-_ROW = re.compile(r"^\s*(?P<label>[^:：]+?)\s*[:：]\s*(?P<value>.*?)\s*$")
+_SEPARATORS = re.compile(r"[:：]")
+
+
+def _row(line: str) -> Optional[tuple[str, str]]:
+    """'Label      : value' split at the first colon (a regex backtracks on long junk lines)."""
+    m = _SEPARATORS.search(line)
+    if not m:
+        return None
+    label, value = line[:m.start()].strip(), line[m.end():].strip()
+    return (label, value) if label else None
+
+
 _TITLE = re.compile(r"TCP Global Parameters|TCP 全局参数", re.IGNORECASE)
 
 
@@ -114,21 +126,21 @@ def parse_netsh_tcp_global(text: str) -> NetshTcpGlobal:
     if start is None:
         # Rows pasted without the title: accept them only when the first one has a known
         # English label, so unrelated "a : b" text is not mistaken for netsh.
-        first = next((i for i, line in enumerate(lines) if _ROW.match(line)), None)
-        if first is None or _ROW.match(lines[first]).group("label").strip().lower() not in _EN:
+        first = next((i for i, line in enumerate(lines) if _row(line)), None)
+        if first is None or _row(lines[first])[0].lower() not in _EN:
             raise fail("netsh_tcp_global", EXPECTED)
         start = first - 1
     result = NetshTcpGlobal(language="zh" if "全局参数" in text else "en")
     for line in lines[start + 1:]:
         if not line.strip() or set(line.strip()) == {"-"}:
             continue
-        m = _ROW.match(line)
-        if not m or re.match(r"^\s*(?:PS )?[A-Za-z]:\\", line):
+        row = _row(line)
+        if not row or re.match(r"^\s*(?:PS )?[A-Za-z]:\\", line):
             break  # the table ended: next prompt ("C:\>") or another command's output
-        key = _key_for(m.group("label"))
-        value = m.group("value").strip()
+        label, value = row
+        key = _key_for(label)
         result.settings[key] = _VALUE_ZH.get(value, value.lower())
-        result.raw_labels[key] = m.group("label").strip()
+        result.raw_labels[key] = label
     if not result.settings:
         raise fail("netsh_tcp_global", EXPECTED + "; the title was found but no rows")
     return result

@@ -150,7 +150,7 @@ def parse_ping(text: str) -> PathMtuFacts:
             attempts.append(current)
             command = None
             continue
-        cm = _COMMAND.match(line)
+        cm = _COMMAND.match(line) if "ping" in line.lower() else None
         if cm:
             command, current = cm.group("args"), None
             continue

@@ -28,7 +28,7 @@ KEEPALIVE_PROBES_VISTA = 10
 _ROOTS = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKCR": "HKEY_CLASSES_ROOT",
           "HKU": "HKEY_USERS", "HKCC": "HKEY_CURRENT_CONFIG"}
 _KEY_LINE = re.compile(r"^(HKEY_[A-Z_]+|HK(?:LM|CU|CR|U|CC))(\\.*)?$")
-_VALUE_LINE = re.compile(r"^ {2,}(?P<name>.+?) {2,}(?P<type>REG_[A-Z_]+)(?: {2,}(?P<data>.*))?$")
+_VALUE_TYPE = re.compile(r"(?<=  )REG_[A-Z_]+(?=  |$)")
 _COMMAND = re.compile(r"reg(?:\.exe)?\s+query\s+(?:\"(?P<qkey>[^\"]+)\"|(?P<key>\S+))"
                       r"(?:.*?/v\s+(?:\"(?P<qval>[^\"]+)\"|(?P<val>\S+)))?", re.IGNORECASE)
 _NOT_FOUND = ("unable to find the specified registry key or value", "找不到指定的注册表项或值")
@@ -104,6 +104,19 @@ def _typed(type_: str, data: str):
     return data
 
 
+def _value_line(line: str) -> Optional[RegValue]:
+    """'    Name    REG_TYPE    data' (names may hold single spaces). Split around the type
+    token rather than with one big regex, which backtracks badly on long junk lines."""
+    if not line.startswith("  ") or "REG_" not in line:
+        return None
+    m = _VALUE_TYPE.search(line)
+    name = line[:m.start()].strip() if m else ""
+    if not name:
+        return None
+    data = line[m.end():].strip()
+    return RegValue(name=name, type=m.group(0), data=data, value=_typed(m.group(0), data))
+
+
 def _is(path: Optional[str], key: str) -> bool:
     return path is not None and normalise_key(path).lower() == key.lower()
 
@@ -156,15 +169,12 @@ def parse_reg_query(text: str) -> RegQuery:
             elif listing == "full":
                 current.listing = "full"
             continue
-        vm = _VALUE_LINE.match(line)
-        if vm:
+        value = _value_line(line)
+        if value:
             if current is None:  # value lines pasted without their key: Tcpip is the usual one
                 current = RegKey(path=TCPIP_KEY)
                 keys.append(current)
-            data = (vm.group("data") or "").strip()
-            current.values[vm.group("name")] = RegValue(
-                name=vm.group("name"), type=vm.group("type"), data=data,
-                value=_typed(vm.group("type"), data))
+            current.values[value.name] = value
     if not keys and not missing:
         if errors:
             raise fail("reg_query", f"{EXPECTED}; reg.exe said: {errors[0]}")
