@@ -51,13 +51,28 @@ def cmd_run(args) -> int:
         out = args.out / name if args.scenario == "all" else args.out
         started = time.monotonic()
         expected = run(name, out, args.family)
-        what = ("survived, no RST" if expected.survives
-                else ", ".join(f"RST in {r.capture}.pcap from {r.sent_by} (TTL {r.ttl})"
-                               for r in expected.rsts))
+        truth = ("survives, no RST" if expected.survives
+                 else "; ".join(f"{r.sent_by} sent RST to {r.capture} (TTL {r.ttl}, tracert hop "
+                                f"{r.tracert_hop})" for r in expected.rsts))
         errors = ",".join(expected.client_errors) or "none"
-        print(f"{name}: {what}; client errors: {errors}; "
-              f"{time.monotonic() - started:.1f}s -> {out}")
+        print(f"{name} [{time.monotonic() - started:.1f}s] -> {out}")
+        print(f"  truth:    {truth}; client program errors: {errors}")
+        for side in ("client", "server"):
+            print(f"  captured: {side}.pcap: {captured_rsts(out / f'{side}.pcap')}")
     return 0
+
+
+def captured_rsts(path: Path) -> str:
+    """What the capture itself shows, read back with the fact extractor."""
+    from facts.extract import extract
+    facts = extract(path)
+    if not facts.rsts:
+        return f"{facts.capture.tcp_packets} TCP packets, no RST"
+    shown = [f"{r.flags} claimed by {r.claimed_sender} TTL {r.ttl} (initial {r.initial_ttl}, "
+             f"hop {r.tracert_hop})" for r in facts.rsts]
+    unique = list(dict.fromkeys(shown))
+    counted = [f"{shown.count(s)}x {s}" if shown.count(s) > 1 else s for s in unique]
+    return f"{facts.capture.tcp_packets} TCP packets; " + "; ".join(counted)
 
 
 def cmd_check(args) -> int:
