@@ -94,3 +94,11 @@ def test_statistics_line_is_not_a_command():
 def test_not_ping(text):
     with pytest.raises(UserError, match="ping_mtu"):
         parse_ping(text)
+
+
+@pytest.mark.parametrize("text", ["Ping request could not find host nosuch. Please check the name and try again.\n",
+                                  "Ping 请求找不到主机 nosuch。请检查该名称，然后重试。\n",
+                                  "ping: nosuch: Name or service not known\n"])
+def test_unresolved_target_is_named(text):
+    with pytest.raises(UserError, match="ping_mtu.*did not resolve"):
+        parse_ping(text)

@@ -77,3 +77,12 @@ def test_linux_numeric_ipv6_with_host_unreachable():
 def test_not_a_trace(text):
     with pytest.raises(UserError, match="tracert"):
         parse_tracert(text)
+
+
+@pytest.mark.parametrize("text", ["Unable to resolve target system name nosuch.example.\n",
+                                  "无法解析目标系统名称 nosuch.example。\n",
+                                  "nosuch.example: Name or service not known\n"
+                                  "Cannot handle \"host\" cmdline arg `nosuch.example' on position 1 (argc 1)\n"])
+def test_unresolved_target_is_named(text):
+    with pytest.raises(UserError, match="did not resolve"):
+        parse_tracert(text)

@@ -12,6 +12,8 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from facts.errors import UserError
+
 from ._util import PastedModel, fail, lines_of
 
 EXPECTED = ("ping output ('Pinging ... with N bytes of data:', '正在 Ping ... 具有 N 字节的数据:' "
@@ -37,6 +39,9 @@ _LINUX_REPLY = re.compile(r"^(?P<bytes>\d+)\s+bytes from\s+.*?icmp_seq=\d+.*?tim
 _LINUX_FRAG = re.compile(r"^From\s+(?P<addr>\S+)(?:\s+\([^)]*\))?.*?(?:Frag needed and DF set\s*"
                          r"\(mtu\s*=\s*(?P<mtu>\d+)\)|Packet too big:\s*mtu\s*=\s*(?P<mtu6>\d+))", re.I)
 _LOCAL_TOO_LONG = re.compile(r"message too long(?:,\s*mtu\s*[=:]\s*(?P<mtu>\d+))?", re.I)
+_UNRESOLVED = re.compile(r"Ping request could not find host[^\n]*|Ping 请求找不到主机[^\n]*|"
+                         r"^ping: [^\n]*(?:Name or service not known|Temporary failure in name "
+                         r"resolution|unknown host)[^\n]*", re.M)
 _TIMEOUT = re.compile(r"^\s*(?:Request timed out|请求超时)")
 _UNREACHABLE = re.compile(r"Destination (?:host|net) unreachable|无法访问目标", re.I)
 
@@ -157,6 +162,10 @@ def parse_ping(text: str) -> PathMtuFacts:
         if current is not None:
             _record(current, line)
     if not attempts:
+        unresolved = _UNRESOLVED.search(text)
+        if unresolved:
+            raise UserError(f"pasted ping_mtu: no packet was sent, the target name did not "
+                            f"resolve ({unresolved.group(0).strip()})")
         raise fail("ping_mtu", EXPECTED)
     return _summarise(attempts)
 

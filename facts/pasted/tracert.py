@@ -13,6 +13,8 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from facts.errors import UserError
+
 from ._util import PastedModel, fail, lines_of
 
 EXPECTED = "tracert/traceroute output (a 'Tracing route to' / 'traceroute to' header and hop lines)"
@@ -28,6 +30,9 @@ _LINUX_HEADER = re.compile(
 _WIN_PROBE = re.compile(r"(<?\d+)\s*(?:ms|毫秒)|\*")
 _WIN_HOP = re.compile(r"^\s*(\d{1,3})\s+(.*)$")
 _TIMEOUT_TEXT = ("Request timed out", "请求超时")
+_UNRESOLVED = re.compile(r"Unable to resolve target system name[^\n]*|无法解析目标系统名称[^\n]*|"
+                         r"traceroute6?: unknown host[^\n]*|^\S+: Name or service not known|"
+                         r"^\S+: Temporary failure in name resolution", re.M)
 _REPORTS = re.compile(r"(?:reports|报告)\s*[:：]\s*(.*)$", re.IGNORECASE)
 _NAME_ADDR_WIN = re.compile(r"^(?P<name>\S+)\s+\[(?P<addr>[^\]]+)\]$")
 # Linux token stream: "name (addr)", "addr", "1.23 ms", "*", "!H".
@@ -197,6 +202,10 @@ def parse_tracert(text: str) -> Trace:
             body = lines[i + 1:]
             break
     if trace is None:
+        unresolved = _UNRESOLVED.search(text)
+        if unresolved:
+            raise UserError(f"pasted tracert: the trace never started, the target name did not "
+                            f"resolve ({unresolved.group(0).strip()})")
         raise fail("tracert", EXPECTED)
     for line in body:
         if trace.tool == "tracert" and re.match(r"\s*(Trace complete|跟踪完成)", line):
