@@ -17,7 +17,7 @@ from typing import Any
 from .kb import KnowledgeBase
 from .kb_model import Concluded, Test
 from .loader import Locator, read_kb
-from .validate import _conditions
+from .validate import walk_conditions
 
 DEFAULT_ROOT = "Connection Reset\nby Middle Device"
 PATTERN_ORDER = ("pattern.idle_timeout", "pattern.syn_rejected", "pattern.payload_triggered",
@@ -79,11 +79,11 @@ def mindmap(kb: KnowledgeBase, loc: Locator, lang: str = "en") -> str:
 
 
 def _fields(rule) -> set[str]:
-    return {c.field for _, c in _conditions(rule.when, ()) if isinstance(c, Test)}
+    return {c.field for _, c in walk_conditions(rule.when, ()) if isinstance(c, Test)}
 
 
 def _premises(rule) -> set[str]:
-    return {c.concluded for _, c in _conditions(rule.when, ()) if isinstance(c, Concluded)}
+    return {c.concluded for _, c in walk_conditions(rule.when, ()) if isinstance(c, Concluded)}
 
 
 def _short(text: str, limit: int = 60) -> str:

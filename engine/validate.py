@@ -164,25 +164,25 @@ def condition_problem(test: Test) -> tuple[str, str] | None:
     return ("value", why) if why else None
 
 
-def _conditions(cond: Any, path: tuple) -> Iterable[tuple[tuple, Any]]:
+def walk_conditions(cond: Any, path: tuple) -> Iterable[tuple[tuple, Any]]:
     yield path, cond
     if isinstance(cond, AllOf):
         for i, sub in enumerate(cond.all):
-            yield from _conditions(sub, (*path, "all", i))
+            yield from walk_conditions(sub, (*path, "all", i))
     elif isinstance(cond, AnyOf):
         for i, sub in enumerate(cond.any):
-            yield from _conditions(sub, (*path, "any", i))
+            yield from walk_conditions(sub, (*path, "any", i))
     elif isinstance(cond, NotOf):
-        yield from _conditions(cond.not_, (*path, "not"))
+        yield from walk_conditions(cond.not_, (*path, "not"))
 
 
 def premises(rule) -> list[str]:
-    return [c.concluded for _, c in _conditions(rule.when, ()) if isinstance(c, Concluded)]
+    return [c.concluded for _, c in walk_conditions(rule.when, ()) if isinstance(c, Concluded)]
 
 
 def _check_when(rule, defined: dict[str, set], loc: Locator) -> list[Problem]:
     out = []
-    for path, cond in _conditions(rule.when, ("when",)):
+    for path, cond in walk_conditions(rule.when, ("when",)):
         if isinstance(cond, Test):
             found = condition_problem(cond)
             if found:

@@ -11,7 +11,7 @@ import pytest
 from engine.export import export, mindmap_tree
 from engine.kb_model import Test as KbTest
 from engine.loader import load_kb
-from engine.validate import FIX_PARAMS, _conditions, validate
+from engine.validate import FIX_PARAMS, walk_conditions, validate
 from facts.fields import FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +217,7 @@ def test_reference_tables(kb):
 
 
 def _rule_fields(kb) -> set[str]:
-    return {c.field for r in kb.rules for _, c in _conditions(r.when, ()) if isinstance(c, KbTest)}
+    return {c.field for r in kb.rules for _, c in walk_conditions(r.when, ()) if isinstance(c, KbTest)}
 
 
 def test_questions_cover_every_field_an_engineer_can_answer(kb):
@@ -325,7 +325,7 @@ def test_sound_on_the_real_corpus(kb, reasoner):
 def _guards_against_endpoint(rule) -> bool:
     from engine.kb_model import Concluded, NotOf
 
-    for _, cond in _conditions(rule.when, ()):
+    for _, cond in walk_conditions(rule.when, ()):
         if isinstance(cond, Concluded) and cond.concluded == "origin.middle_device":
             return True
         if isinstance(cond, NotOf) and isinstance(cond.not_, Concluded) \
@@ -343,7 +343,7 @@ def test_capture_only_subtype_rules_never_blame_a_middle_device_unproven(kb):
         target = kb.conclusions[rule.conclude.id]
         if target.kind != "subtype" or target.family == "endpoint" or rule.conclude.cf <= 0:
             continue
-        fields = {c.field for _, c in _conditions(rule.when, ()) if isinstance(c, KbTest)}
+        fields = {c.field for _, c in walk_conditions(rule.when, ()) if isinstance(c, KbTest)}
         if any(FIELDS[f].source == "context" for f in fields):
             continue  # the engineer's own knowledge of the path or logs
         if not _guards_against_endpoint(rule):
