@@ -34,6 +34,7 @@ MUST_SHOW = {
     "path_change": ("client", "server", 255, 3, ["ECONNRESET"]),
     "endpoint_abort": ("client", "server", 128, 4, ["ECONNRESET"]),
     "endpoint_port_closed": ("client", "server", 128, 4, ["ECONNREFUSED"]),
+    "endpoint_after_close": ("client", "server", 128, 4, ["EOF"]),
     "keepalive_fix": (None, None, None, None, []),
     "lb_idle_timeout": ("client", "server", 255, 2, ["EOF"]),
     "lb_backend_down": ("client", "server", 255, 2, ["EOF"]),

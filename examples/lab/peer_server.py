@@ -2,7 +2,8 @@
 
 Standalone on purpose (standard library only, no project imports) so it runs the same under
 any interpreter. It answers every message with ``OK <bytes>\\n``; with ``--abort`` it instead
-closes abortively (SO_LINGER 0: the kernel sends RST) after the first message. With
+closes abortively (SO_LINGER 0: the kernel sends RST) after the first message; with
+``--close-after-reply`` it closes in order (FIN) after its first answer. With
 ``--health-port`` it also accepts (and quietly closes) health-check connections. Prints one
 JSON line ``{"event": "listening"}`` once ready, then one line per connection event.
 """
@@ -32,7 +33,7 @@ def listener(bind: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_connection(conn: socket.socket, peer, abort: bool) -> None:
+def serve_connection(conn: socket.socket, peer, abort: bool, close_after_reply: bool) -> None:
     with conn:
         while True:
             try:
@@ -53,16 +54,23 @@ def serve_connection(conn: socket.socket, peer, abort: bool) -> None:
             except OSError as exc:
                 emit("error", peer=str(peer[0]), error=type(exc).__name__)
                 return
+            if close_after_reply:
+                # An orderly close (FIN); data arriving afterwards meets a closed socket and
+                # the kernel answers it with a RST.
+                emit("closing", peer=str(peer[0]))
+                return
 
 
-def accept_loop(sock: socket.socket, abort: bool, quiet: bool) -> None:
+def accept_loop(sock: socket.socket, abort: bool, quiet: bool,
+                close_after_reply: bool = False) -> None:
     while True:
         conn, peer = sock.accept()
         if quiet:
             conn.close()
             continue
         emit("accepted", peer=str(peer[0]), port=peer[1])
-        threading.Thread(target=serve_connection, args=(conn, peer, abort), daemon=True).start()
+        threading.Thread(target=serve_connection, args=(conn, peer, abort, close_after_reply),
+                         daemon=True).start()
 
 
 def main() -> int:
@@ -70,13 +78,15 @@ def main() -> int:
     parser.add_argument("--bind", required=True)
     parser.add_argument("--port", type=int, action="append", required=True)
     parser.add_argument("--abort", action="store_true")
+    parser.add_argument("--close-after-reply", action="store_true")
     parser.add_argument("--health-port", type=int)
     parser.add_argument("--lifetime", type=float, default=60.0,
                         help="Exit after this many seconds whatever happens")
     args = parser.parse_args()
     for port in args.port:
         sock = listener(args.bind, port)
-        threading.Thread(target=accept_loop, args=(sock, args.abort, False), daemon=True).start()
+        threading.Thread(target=accept_loop, args=(sock, args.abort, False, args.close_after_reply),
+                         daemon=True).start()
     if args.health_port:
         health = listener(args.bind, args.health_port)
         threading.Thread(target=accept_loop, args=(health, False, True), daemon=True).start()

@@ -232,6 +232,26 @@ def endpoint_abort(ctx: Context) -> Plan:
                 server_args=["--port", str(SERVER_PORT), "--abort"], expected=expected)
 
 
+def endpoint_after_close(ctx: Context) -> Plan:
+    chain(ctx, "fw")
+    stateful_reset(ctx, "fw")
+
+    def expected(ctx: Context, events: list[dict]) -> dict:
+        return dict(endpoints=endpoints(ctx, SERVER_PORT),
+                    rsts=[ctx.rst("client", "server", server_to_client()),
+                          ctx.rst("server", "server", ["srv"])],
+                    no_rst_from=["client"], rst_sent_by_capture_host=["server"],
+                    baselines=[ctx.baseline("client", "server", server_to_client())],
+                    notes=["The server answers, then closes in order (FIN); the client, which has "
+                           "not read the FIN yet, sends more data 0.3 s later and the server's "
+                           "kernel answers it with a RST (data for a closed socket)."])
+    steps = (_exchange(ctx.ip("srv"), SERVER_PORT, "request")
+             + [{"op": "sleep", "s": 0.3}, {"op": "send", "data": "one more thing"},
+                {"op": "recv"}])
+    return Plan(steps=steps, server_args=["--port", str(SERVER_PORT), "--close-after-reply"],
+                expected=expected)
+
+
 def endpoint_port_closed(ctx: Context) -> Plan:
     chain(ctx, "fw")
     stateful_reset(ctx, "fw")
@@ -269,6 +289,8 @@ SCENARIOS = [
              path_change, "middle_device", "unpredictable", "routing.path_change"),
     Scenario("endpoint_abort", "Control: the server aborts (SO_LINGER 0)", 4, endpoint_abort,
              "endpoint", "during_transfer", "endpoint.application_abort"),
+    Scenario("endpoint_after_close", "Control: data sent after the server closed", 4,
+             endpoint_after_close, "endpoint", "after_close", "endpoint.application_abort"),
     Scenario("endpoint_port_closed", "Control: SYN to a closed port (IPv6)", 6,
              endpoint_port_closed, "endpoint", "syn_rejected", "endpoint.port_closed"),
     Scenario("keepalive_fix", "Idle timeout again, with TCP keepalive: the connection survives",
