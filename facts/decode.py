@@ -80,8 +80,9 @@ def _ipv4(data, off, frame, ts, direction, depth):
 def _tcp(data, l4, end, frame, ts, ipv, src, dst, ttl, ip_id, fragmented, direction):
     n = len(data)
     # A short snaplen (68 bytes with IPv6) can cut the header after the window: the
-    # checksum and urgent pointer are not needed, so 16 bytes make a segment.
-    if l4 + 16 > n:
+    # checksum and urgent pointer are not needed, so 16 bytes make a segment. Those bytes
+    # must lie inside the datagram too, or we would read Ethernet padding as a header.
+    if l4 + 16 > n or l4 + 16 > end:
         return None
     sport, dport, seq, ack, off_res, flags, window = _TCP.unpack_from(data, l4)
     doff = (off_res >> 4) * 4
