@@ -121,11 +121,15 @@ def test_one_supported_interface_is_enough(tmp_path):
     assert [p.ttl for p in iter_packets(open_capture(_write(tmp_path, data)))] == [64]
 
 
-def test_truncated_section_header(tmp_path):
-    path = _write(tmp_path, shb()[:20])
+@pytest.mark.parametrize("keep,expect", [(20, "20 of 28 bytes"), (30, "30 of 40 bytes")])
+def test_truncated_section_header(tmp_path, keep, expect):
+    data = shb()
+    if keep > 28:                                # a header with a 12-byte option
+        data = block("<", 0x0A0D0D0A, data[8:24] + struct.pack("<HH", 4, 5) + b"name!")
+    path = _write(tmp_path, data[:keep])
     with pytest.raises(CaptureError) as info:
         open_capture(path)
-    assert str(info.value) == f"{path}: truncated pcapng section header (20 of 28 bytes)"
+    assert str(info.value) == f"{path}: truncated pcapng section header ({expect})"
 
 
 def _five_packets():

@@ -99,6 +99,10 @@ class PcapngCapture(Capture):
         while True:
             got = _block_ok(head, p, len(head), e)
             if got is None:
+                shb_len = Struct(_BOM[head[8:12]] + "I").unpack_from(head, 4)[0]
+                if p == 0 and len(head) < shb_len <= MAX_BLOCK and len(head) < 1 << 20:
+                    raise CaptureError(self.path, "truncated pcapng section header"
+                                                  f" ({len(head)} of {shb_len} bytes)")
                 break
             btype, blen, e = got
             if btype == IDB:
