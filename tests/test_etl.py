@@ -272,3 +272,18 @@ def test_convert_bad_input_is_one_line_error(tmp_path):
     run = _convert(write_ndis_etl(tmp_path / "ok.etl", _packets(2)), missing_dir)
     assert run.returncode == 2 and "cannot write" in run.stderr
     assert not os.path.exists(missing_dir)
+
+
+def test_progress_and_counters(tmp_path):
+    pkts = _packets(60)
+    path = write_ndis_etl(tmp_path / "g.etl", pkts, buffer_size=2048, processors=2)
+    cap = open_capture(path)
+    it = cap.records()
+    next(it)
+    assert 0 < cap.bytes_read < os.path.getsize(path)
+    assert cap.records_read == 1
+    rest = list(it)
+    assert len(rest) == 59 and cap.records_read == 60
+    assert cap.bytes_read == os.path.getsize(path)
+    assert [r[0] for r in rest] == list(range(2, 61))
+    assert all(a[1] <= b[1] for a, b in zip(rest, rest[1:]))    # streams merged in time

@@ -18,7 +18,6 @@ Direction: "out" = sent by the machine that captured, "in" = received by it.
 from __future__ import annotations
 
 from collections import deque
-from struct import Struct
 from typing import Iterator
 
 from pydantic import BaseModel
@@ -27,23 +26,10 @@ from facts import linktypes
 
 from .base import Capture
 from .etl_buffers import EtlFile, sniff_etl
+from .etl_events import (NDIS, NDIS_GUID, PKTMON, PKTMON_DROP_FIELDS, PKTMON_GUID,
+                         StreamState, walk_buffer)
 
-PKTMON_GUID = bytes.fromhex("d9804f4dbdc8734dbb5b19c90402c5ac")   # {4d4f80d9-c8bd-...}
-NDIS_GUID = bytes.fromhex("6e00d62e29470946b4233ee7bcd678ef")     # {2ED6006E-4729-...}
-PKTMON, NDIS = 1, 2
-_PROVIDERS = {PKTMON_GUID: PKTMON, NDIS_GUID: NDIS}
-
-PKTMON_FLOW, PKTMON_DROP = 160, 170
-NDIS_PACKET = 1001
-
-# PktGroupId, PktNumber, AppearanceCount, DirTag, PacketType, ComponentId, EdgeId, FilterId,
-# DropReason, DropLocation, OriginalPayloadSize, LoggedPayloadSize, then Payload (34 bytes).
-# Read per event: everything but the component/edge/filter/drop fields, which
-# _PKTMON_DROP reads (at +16) for drop events only.
-_PKTMON = Struct("<QHHHH14xHH")
-_PKTMON_DROP = Struct("<HHHII")
-# MiniportIfIndex, LowerIfIndex, FragmentSize, then Fragment
-_NDIS = Struct("<III")
+_PKTMON_DROP = PKTMON_DROP_FIELDS
 
 PKTMON_LINKTYPES = {1: linktypes.ETHERNET, 2: linktypes.IEEE802_11, 3: linktypes.RAW}
 # pktmon's direction tags: Rx (3) is a packet arriving, Tx (4) one leaving.
@@ -65,7 +51,6 @@ _NDIS_DIR = (None, "out", "in", None)       # keyword bits 32 (send) and 33 (rec
 # Copies of one pktmon packet are logged within microseconds; a key not seen for this long
 # is forgotten, which keeps folding memory bounded on long captures.
 _FOLD_WINDOW_S = 2.0
-_SWEEP_EVERY = 4096
 # A packet is yielded once a copy in a link type the decoder reads fully (Ethernet, raw IP)
 # has been seen -- Wi-Fi copies keep the Protected bit although pktmon logs them decrypted
 # -- or when no further copy arrived for this long.
@@ -133,9 +118,11 @@ class EtlCapture(Capture):
         self.records_read = 0
         self.events_read = 0
         self.link_types = set()
+        self.bytes_read = 0
         stats = {"orphan": 0, "incomplete": 0}
         try:
             yield from self._records(stats)
+            self.bytes_read = self.etl.file_size
         finally:
             self._finish(stats)
 
@@ -154,40 +141,31 @@ class EtlCapture(Capture):
         ticks_per_s = clock.frequency if clock.clock_type != 2 else 10_000_000
         window = int(_FOLD_WINDOW_S * ticks_per_s)
         hold = int(_HOLD_S * ticks_per_s)
-        # Fold keys -> packets in two generations of ``window`` each:
-        # a key unseen for two windows is forgotten, at O(1) cost per event.
+        # Fold keys -> packets in two generations of ``window`` each: a key unseen for two
+        # windows is forgotten, at O(1) cost per event. A yielded packet is remembered as a
+        # tuple (AppearanceCount, frame, direction): tuples of scalars leave the cyclic GC
+        # alone, while tens of thousands of live lists would make every collection crawl.
+        # A packet still waiting for a preferred copy is a list (see _HOLD_S).
         live: dict = {}
         older: dict = {}
         generation_start = 0
         queue: deque = deque()              # pktmon packets waiting for a preferred copy
         pending: dict = {}                  # (proc, miniport, lower) -> [ts, kw, bytearray]
-        unpack_pm = _PKTMON.unpack_from
-        unpack_nd = _NDIS.unpack_from
+        pm_dirs = tuple(PKTMON_DIRECTIONS.get(i) for i in range(8))
         link_types = self.link_types
         frame = 0
-        events = 0
-        saw_pktmon = saw_ndis = False
+        events, states = self.etl.events(walk_buffer, lambda: StreamState(window),
+                                         self._progress)
         try:
-            for ts, kind, eid, kw, start, end, body, proc in self.etl.events(_PROVIDERS):
-                events += 1
-                if kind == PKTMON:
-                    if eid != PKTMON_FLOW and eid != PKTMON_DROP or start + 34 > end:
-                        continue
-                    saw_pktmon = True
-                    group, number, appearance, dirtag, ptype, orig, logged = \
-                        unpack_pm(body, start)
-                    pstart = start + 34
-                    pend = pstart + logged
-                    if pend > end:
-                        pend = end
-                    key = (group, number) if group else (0, hash(body[pstart:pend]))
-                    # A yielded packet is remembered as a tuple (AppearanceCount, frame,
-                    # direction): tuples of scalars leave the cyclic GC alone, while
-                    # tens of thousands of live lists would make every collection crawl.
-                    # A packet still waiting for a preferred copy is a list (_WAITING_*).
-                    e = live.get(key)
-                    if e is None:
-                        e = older.get(key)
+            for ev in events:
+                if ev[1] == PKTMON:
+                    ts, _kind, eid, key, appearance, dirtag, ptype, orig, pstart, pend, body = ev
+                    if appearance == 1:
+                        e = None                # a first appearance is a new packet: no lookup
+                    else:
+                        e = live.get(key)
+                        if e is None:
+                            e = older.get(key)
                     if e is None or appearance <= e[0]:
                         if ts - generation_start > window:
                             older, live, generation_start = live, {}, ts
@@ -197,7 +175,7 @@ class EtlCapture(Capture):
                         else:
                             lt = pktmon_linktype(ptype, data)
                             good = lt in _PREFERRED
-                        direction = PKTMON_DIRECTIONS.get(dirtag)
+                        direction = pm_dirs[dirtag & 7]
                         if good and not queue:
                             frame += 1
                             live[key] = e = (appearance, frame, direction)
@@ -220,9 +198,9 @@ class EtlCapture(Capture):
                                 e[4], e[5], e[6], e[7] = data, lt, orig, True
                     else:
                         live[key] = e = (appearance, e[1], e[2])
-                    if eid == PKTMON_DROP:
+                    if eid == 170:                                    # drop
                         component, edge, _filter, reason, location = \
-                            _PKTMON_DROP.unpack_from(body, start + 16)
+                            _PKTMON_DROP.unpack_from(body, pstart - 18)
                         drop = (ts, component, edge, reason, location, e[2])
                         if e[1]:
                             self._drop(e[1], drop)
@@ -238,44 +216,36 @@ class EtlCapture(Capture):
                             elif older.get(w[9]) is w:
                                 older[w[9]] = done
                             yield self._pktmon_record(frame, w)
-                elif kind == NDIS:
-                    if eid != NDIS_PACKET or start + 12 > end:
-                        continue
-                    saw_ndis = True
-                    miniport, lower, fsize = unpack_nd(body, start)
-                    fstart = start + 12
-                    fend = fstart + fsize
-                    if fend > end:
-                        fend = end
-                    if kw & _KW_WHOLE == _KW_WHOLE:
+                    continue
+                ts, _kind, kw, miniport, lower, fstart, fend, body, proc = ev
+                if kw & _KW_WHOLE == _KW_WHOLE:
+                    frame += 1
+                    lt = _NDIS_LT[kw & _KW_MEDIA]
+                    if lt not in link_types:
+                        link_types.add(lt)
+                    data = body[fstart:fend]
+                    self.records_read = frame
+                    yield (frame, (ts + linear) / 10_000_000 if linear is not None
+                           else seconds(ts), lt, data, len(data), _NDIS_DIR[(kw >> 32) & 3])
+                    continue
+                rkey = (proc, miniport, lower)
+                if kw & KW_FRAGMENT_FIRST:
+                    old = pending.pop(rkey, None)
+                    if old is not None:
+                        stats["incomplete"] += 1
                         frame += 1
-                        lt = _NDIS_LT[kw & _KW_MEDIA]
-                        if lt not in link_types:
-                            link_types.add(lt)
-                        data = body[fstart:fend]
-                        self.records_read = frame
-                        yield (frame, (ts + linear) / 10_000_000 if linear is not None
-                               else seconds(ts), lt, data, len(data),
-                               _NDIS_DIR[(kw >> 32) & 3])
-                        continue
-                    rkey = (proc, miniport, lower)
-                    if kw & KW_FRAGMENT_FIRST:
-                        old = pending.pop(rkey, None)
-                        if old is not None:
-                            stats["incomplete"] += 1
-                            frame += 1
-                            yield self._ndis_record(frame, old)
-                        pending[rkey] = [ts, kw, bytearray(body[fstart:fend])]
-                        continue
-                    part = pending.get(rkey)
-                    if part is None:
-                        stats["orphan"] += 1
-                        continue
-                    part[2] += body[fstart:fend]
-                    if kw & KW_FRAGMENT_LAST:
-                        del pending[rkey]
-                        frame += 1
-                        yield self._ndis_record(frame, part)
+                        yield self._ndis_record(frame, old)
+                    pending[rkey] = [ts, kw, bytearray(body[fstart:fend])]
+                    continue
+                part = pending.get(rkey)
+                if part is None:
+                    stats["orphan"] += 1
+                    continue
+                part[2] += body[fstart:fend]
+                if kw & KW_FRAGMENT_LAST:
+                    del pending[rkey]
+                    frame += 1
+                    yield self._ndis_record(frame, part)
             while queue:
                 frame += 1
                 yield self._pktmon_record(frame, queue.popleft())
@@ -284,11 +254,17 @@ class EtlCapture(Capture):
                 frame += 1
                 yield self._ndis_record(frame, part)
         finally:
-            self.events_read = events
-            if saw_pktmon:
+            pktmon = sum(st.pktmon_events for st in states)
+            ndis = sum(st.ndis_events for st in states)
+            self.events_read = pktmon + ndis
+            if pktmon:
                 self.providers_seen.add("pktmon")
-            if saw_ndis:
+            if ndis:
                 self.providers_seen.add("ndis")
+
+    def _progress(self, offset: int) -> None:
+        if offset > self.bytes_read:
+            self.bytes_read = offset
 
     def _drop(self, frame, drop):
         ts, component, edge, reason, location, direction = drop
@@ -315,4 +291,5 @@ class EtlCapture(Capture):
         return frame, self.clock.seconds(ts), lt, data, max(orig, len(data)), direction
 
 
-__all__ = ["EtlCapture", "EtlDrop", "sniff_etl", "pktmon_linktype"]
+__all__ = ["EtlCapture", "EtlDrop", "NDIS_GUID", "PKTMON_GUID", "sniff_etl",
+           "pktmon_linktype"]

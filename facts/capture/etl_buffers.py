@@ -1,4 +1,4 @@
-"""ETL files (Event Tracing for Windows): buffers, the logfile header's clock, raw events.
+"""ETL files (Event Tracing for Windows): buffers, the logfile header's clock, event streams.
 
 An .etl file is a run of buffers, each starting with a 72-byte WMI_BUFFER_HEADER. The first
 buffer holds a SYSTEM_TRACE_HEADER event whose payload is TRACE_LOGFILE_HEADER (clock type,
@@ -31,21 +31,12 @@ _MAX_BUFFER = 64 << 20                       # ETW caps buffers at 16 MiB; leave
 # size, saved, current, refcount, timestamp, sequence, clock, context, state, offset,
 # flag, type (+16 bytes of union we do not need)
 _BUF = Struct("<IIIiqqQIIIHH16x")
-# The EVENT_HEADER fields we use: size, header type (low byte), marker flags (high byte),
-# flags, timestamp, provider GUID (raw bytes), event id, keyword. Property, thread, process,
-# version/channel/level/opcode/task, processor time and activity id are skipped.
-_EVT = Struct("<HBBH10xq16sH6xQ")
 _U16 = Struct("<H")
 _U32 = Struct("<I")
 _Q = Struct("<q")
-_EXT = Struct("<HHHH")
 
-# Trace header types (byte 2 of each record). The system/compact/perfinfo families keep
-# Version in the first word and Size in the second; all others start with Size.
-_SIZE_AT_4 = frozenset((1, 2, 3, 4, 16, 17))
+# System trace header types (byte 2 of the record) and their header lengths.
 _SYSTEM_HEADER_LEN = {1: 32, 2: 32, 3: 24, 4: 24}
-EVENT_HEADER_TYPES = (0x12, 0x13)
-_EXTENDED_INFO = 0x0001
 
 CLOCK_QPC, CLOCK_SYSTEM, CLOCK_CPU = 1, 2, 3
 
@@ -212,94 +203,38 @@ class EtlFile:
             else size
         return raw[:end - BUFFER_HEADER]
 
-    def _stream(self, entries, providers, proc):
+    def _stream(self, entries, walk, proc, state, progress):
         """Events of one processor's buffers, in file order."""
         with open(self.path, "rb") as f:
             for off, hdr in entries:
                 body = self._body(f, off, hdr)
+                if progress is not None:
+                    progress(min(off + hdr[0], self.file_size))
                 if body:
                     # In a buffer cut short by the end of file the last event is expected
                     # to be incomplete: the cut-short warning already says so.
                     cut = off + hdr[0] > self.file_size
-                    yield from self._walk(body, off, providers, proc, cut)
+                    yield from walk(body, off, proc, cut, state, self._problem)
 
-    def _walk(self, body: bytes, off: int, providers, proc, cut=False) -> list:
-        """EVENT_HEADER records of the wanted providers in one buffer body, as a list (a
-        plain loop filling a list costs less per event than a generator):
-        (raw_ts, kind, event_id, keyword, user_start, user_end, body, processor)."""
-        out: list = []
-        self._walk_into(out, body, off, providers, proc, cut)
-        return out
-
-    def _walk_into(self, out: list, body: bytes, off: int, providers, proc, cut) -> None:
-        n = len(body)
-        add = out.append
-        p = 0
-        unpack = _EVT.unpack_from
-        get = providers.get
-        while p + 8 <= n:
-            if p + 56 <= n:
-                size, htype, marker, flags, ts, guid, eid, kw = unpack(body, p)
-            else:
-                size, htype, marker = _U16.unpack_from(body, p)[0], body[p + 2], body[p + 3]
-                flags = ts = eid = kw = 0
-                guid = None
-            if (htype == 0x13 or htype == 0x12) and marker & 0x80:
-                if size < 80 or p + size > n:
-                    if cut and size >= 80:
-                        return
-                    self._problem(f"corrupt event in buffer at offset {off}"
-                                  f" (size {size} at +{p}); rest of that buffer skipped")
-                    return
-                kind = get(guid)
-                if kind is not None:
-                    if flags & _EXTENDED_INFO:
-                        start = _skip_extended(body, p + 80, p + size)
-                        if start is not None:
-                            add((ts, kind, eid, kw, start, p + size, body, proc))
-                    else:
-                        add((ts, kind, eid, kw, p + 80, p + size, body, proc))
-                p += (size + 7) & ~7
-                continue
-            word = _U32.unpack_from(body, p)[0]
-            if word == 0xFFFFFFFF or word == 0:
-                return                       # unused tail of the buffer
-            size = _U16.unpack_from(body, p + 4 if htype in _SIZE_AT_4 else p)[0]
-            if size < 8 or p + size > n:
-                if cut and size >= 8:
-                    return
-                self._problem(f"corrupt event in buffer at offset {off}"
-                              f" (size {size} at +{p}); rest of that buffer skipped")
-                return
-            p += (size + 7) & ~7
-
-    def events(self, providers: dict):
-        """All wanted events of the file, merged across processors in timestamp order.
-        ``providers`` maps raw (little-endian) provider GUID bytes to a caller's tag."""
+    def events(self, walk, new_state, progress=None):
+        """All events ``walk(body, off, proc, cut, state, problem) -> list`` finds in the
+        buffers, merged across processor streams by timestamp (each item's first element).
+        ``new_state()`` makes the walker's state for one stream; ``progress(offset)`` is told
+        the end of each buffer read. Returns (iterator, states)."""
         self.problems = list(self.index_problems)
         streams: dict[int, list] = {}
         for off, hdr in self.buffers:
             streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
-        gens = [self._stream(entries, providers, proc) for proc, entries in streams.items()]
+        states = [new_state() for _ in streams]
+        gens = [self._stream(entries, walk, proc, state, progress)
+                for (proc, entries), state in zip(streams.items(), states)]
         if len(gens) == 1:
-            return gens[0]
-        return heapq.merge(*gens, key=_ts_key)
+            return gens[0], states
+        return heapq.merge(*gens, key=_ts_key), states
 
 
 def _ts_key(event):
     return event[0]
-
-
-def _skip_extended(body: bytes, p: int, end: int):
-    """Step over extended data items (each an 8-byte header + data, 8-byte aligned, linked
-    by bit 0 of the third word). Returns the user data offset, or None when malformed."""
-    while True:
-        if p + 8 > end:
-            return None
-        _r, _ext_type, linkage, data_size = _EXT.unpack_from(body, p)
-        p = (p + 8 + data_size + 7) & ~7
-        if not linkage & 1:
-            return p if p <= end else None
 
 
 def sniff_etl(head: bytes) -> bool:

@@ -7,7 +7,6 @@ from struct import Struct
 
 from facts.errors import UserError
 
-_BLOCK_HEAD = Struct("<II")
 _SHB = Struct("<IIIHHq")            # type, length, byte-order magic, major, minor, section len
 _IDB = Struct("<IIHHI")             # type, length, linktype, reserved, snaplen
 _EPB = Struct("<IIIIIII")           # type, length, interface, ts high, ts low, caplen, origlen

@@ -1,0 +1,175 @@
+"""The event walk inside one ETL buffer, for the two Windows packet providers.
+
+Records are 8-byte aligned. EVENT_HEADER records (header type 0x12/0x13 with the 0x80 marker
+bit; Size in the first word) of Microsoft-Windows-PktMon and -NDIS-PacketCapture are parsed;
+every other record (system, perfinfo, trace, WPP message headers, other providers) is
+stepped over by its size field. The walk returns a list per buffer -- a plain loop filling a
+list costs less per event than a generator -- of compact tuples:
+
+- PktMon 160/170: ``(ts, PKTMON, event_id, key, appearance, dirtag, ptype, orig, pstart,
+  pend, body)``
+- NDIS 1001: ``(ts, NDIS, keyword, miniport, lower, fstart, fend, body, processor)``
+
+PktMon copies are pre-folded here, per processor stream: once a stream has passed on an
+Ethernet / raw-IP copy of a packet (PacketType 1 or 3), its later flow copies with a higher
+AppearanceCount on the same stream are counted and dropped before they cost a tuple. The
+global fold in ``etl.EtlCapture`` handles everything else (copies on other processors,
+Wi-Fi copies, drops, restarts).
+"""
+from __future__ import annotations
+
+from struct import Struct
+
+PKTMON_GUID = bytes.fromhex("d9804f4dbdc8734dbb5b19c90402c5ac")   # {4d4f80d9-c8bd-...}
+NDIS_GUID = bytes.fromhex("6e00d62e29470946b4233ee7bcd678ef")     # {2ED6006E-4729-...}
+PKTMON, NDIS = 1, 2
+PROVIDERS = {PKTMON_GUID: PKTMON, NDIS_GUID: NDIS}
+PKTMON_FLOW, PKTMON_DROP = 160, 170
+NDIS_PACKET = 1001
+
+# The EVENT_HEADER fields we use: size, header type (low byte), marker flags (high byte),
+# flags, timestamp, provider GUID (raw bytes), event id, keyword. Property, thread, process,
+# version/channel/level/opcode/task, processor time and activity id are skipped.
+_EVT = Struct("<HBBH10xq16sH6xQ")
+# PktGroupId, PktNumber, AppearanceCount, DirTag, PacketType, ComponentId, EdgeId, FilterId,
+# DropReason, DropLocation, OriginalPayloadSize, LoggedPayloadSize, then Payload (34 bytes).
+# Read per event: everything but the component/edge/filter/drop fields, which
+# PKTMON_DROP_FIELDS reads (at +16) for drop events only.
+_PKTMON = Struct("<QHHHH14xHH")
+PKTMON_DROP_FIELDS = Struct("<HHHII")
+PKTMON_HEADER = 34
+# MiniportIfIndex, LowerIfIndex, FragmentSize, then Fragment (and, in newer versions,
+# GFT offload fields after it, which we do not need).
+_NDIS = Struct("<III")
+_U16 = Struct("<H")
+_U32 = Struct("<I")
+_EXT = Struct("<HHHH")
+# System/compact/perfinfo trace headers keep Version in the first word, Size in the second.
+_SIZE_AT_4 = frozenset((1, 2, 3, 4, 16, 17))
+_EXTENDED_INFO = 0x0001
+
+
+class StreamState:
+    """Per-processor-stream state of the walk: pre-fold memory (two generations of
+    ``window`` raw ticks each, so it stays bounded) and the counts of packet events seen."""
+
+    __slots__ = ("seen", "older", "generation_start", "window", "pktmon_events",
+                 "ndis_events")
+
+    def __init__(self, window: int):
+        self.seen: dict = {}
+        self.older: dict = {}
+        self.generation_start = None
+        self.window = window
+        self.pktmon_events = 0
+        self.ndis_events = 0
+
+
+def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
+                problem) -> list:
+    """Packet events of one buffer body. ``off`` is the buffer's file offset (for messages),
+    ``cut`` says the file ended inside this buffer (an incomplete last event is then
+    expected, not corruption), ``problem(text)`` records a one-line problem."""
+    out: list = []
+    add = out.append
+    n = len(body)
+    p = 0
+    unpack = _EVT.unpack_from
+    unpack_pm = _PKTMON.unpack_from
+    unpack_nd = _NDIS.unpack_from
+    get = PROVIDERS.get
+    seen, older, window = state.seen, state.older, state.window
+    generation_start = state.generation_start
+    pktmon_events = ndis_events = 0
+    try:
+        while p + 8 <= n:
+            if p + 56 <= n:
+                size, htype, marker, flags, ts, guid, eid, kw = unpack(body, p)
+            else:
+                size, htype, marker = _U16.unpack_from(body, p)[0], body[p + 2], body[p + 3]
+                flags = ts = eid = kw = 0
+                guid = None
+            if not ((htype == 0x13 or htype == 0x12) and marker & 0x80):
+                word = _U32.unpack_from(body, p)[0]
+                if word == 0xFFFFFFFF or word == 0:
+                    return out                     # unused tail of the buffer
+                size = _U16.unpack_from(body, p + 4 if htype in _SIZE_AT_4 else p)[0]
+                if size < 8 or p + size > n:
+                    if not (cut and size >= 8):
+                        problem(f"corrupt event in buffer at offset {off}"
+                                f" (size {size} at +{p}); rest of that buffer skipped")
+                    return out
+                p += (size + 7) & ~7
+                continue
+            if size < 80 or p + size > n:
+                if not (cut and size >= 80):
+                    problem(f"corrupt event in buffer at offset {off}"
+                            f" (size {size} at +{p}); rest of that buffer skipped")
+                return out
+            end = p + size
+            start = p + 80
+            p += (size + 7) & ~7
+            kind = get(guid)
+            if kind is None:
+                continue
+            if flags & _EXTENDED_INFO:
+                start = skip_extended(body, start, end)
+                if start is None:
+                    continue
+            if kind == PKTMON:
+                if eid != 160 and eid != 170 or start + PKTMON_HEADER > end:   # flow, drop
+                    continue
+                pktmon_events += 1
+                group, number, appearance, dirtag, ptype, orig, logged = \
+                    unpack_pm(body, start)
+                pstart = start + PKTMON_HEADER
+                pend = pstart + logged
+                if pend > end:
+                    pend = end
+                # One int key (ints hash far cheaper than tuples); PktGroupId 0 would say
+                # nothing, so such packets fold on their bytes instead.
+                if group:
+                    key = (group << 16) | number
+                else:
+                    key = hash(body[pstart:pend]) - (1 << 80)
+                if eid == 160:
+                    if appearance > 1:
+                        last = seen.get(key)
+                        if last is None:
+                            last = older.get(key)
+                        if last is not None and appearance > last:
+                            seen[key] = appearance
+                            continue
+                    if ptype == 1 or ptype == 3:
+                        if generation_start is None:
+                            generation_start = ts
+                        elif ts - generation_start > window:
+                            older, seen, generation_start = seen, {}, ts
+                        seen[key] = appearance
+                add((ts, PKTMON, eid, key, appearance, dirtag, ptype, orig, pstart, pend,
+                     body))
+            elif eid == NDIS_PACKET and start + 12 <= end:
+                ndis_events += 1
+                miniport, lower, fsize = unpack_nd(body, start)
+                fstart = start + 12
+                fend = fstart + fsize
+                if fend > end:
+                    fend = end
+                add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
+        return out
+    finally:
+        state.seen, state.older, state.generation_start = seen, older, generation_start
+        state.pktmon_events += pktmon_events
+        state.ndis_events += ndis_events
+
+
+def skip_extended(body: bytes, p: int, end: int):
+    """Step over extended data items (each an 8-byte header + data, 8-byte aligned, linked
+    by bit 0 of the third word). Returns the user data offset, or None when malformed."""
+    while True:
+        if p + 8 > end:
+            return None
+        _r, _ext_type, linkage, data_size = _EXT.unpack_from(body, p)
+        p = (p + 8 + data_size + 7) & ~7
+        if not linkage & 1:
+            return p if p <= end else None
