@@ -287,3 +287,19 @@ def test_progress_and_counters(tmp_path):
     assert cap.bytes_read == os.path.getsize(path)
     assert [r[0] for r in rest] == list(range(2, 61))
     assert all(a[1] <= b[1] for a, b in zip(rest, rest[1:]))    # streams merged in time
+
+
+def test_convert_accepts_pcap_input(tmp_path):
+    src = tmp_path / "in.pcap"
+    pkts = _packets(5)
+    with open(src, "wb") as f:
+        w = dpkt.pcap.Writer(f, linktype=1, nano=True)
+        for p in pkts:
+            w.writepkt(p.data, ts=p.seconds)
+    out = tmp_path / "in.pcapng"
+    run = _convert(src, out)
+    assert run.returncode == 0, run.stderr
+    cap, recs = _read(out)
+    orig = list(open_capture(src).records())
+    assert [(r[2], r[3], r[4]) for r in recs] == [(r[2], r[3], r[4]) for r in orig]
+    assert all(abs(a[1] - b[1]) < 1e-6 for a, b in zip(recs, orig))

@@ -5,15 +5,17 @@ everything downstream reads .etl unchanged:
 
 - Microsoft-Windows-PktMon events 160 (flow) and 170 (drop). pktmon logs the same packet once
   per networking component it crosses; copies are folded into one packet keyed on
-  (PktGroupId, PktNumber) -- a restart of AppearanceCount under the same key is a new packet.
-  The first appearance is kept (the packet as it entered the stack). Drops are kept as
-  evidence in ``drops``. Payloads are truncated to the capture length (128 bytes by default):
-  origlen is OriginalPayloadSize.
+  (PktGroupId, PktNumber) -- a restart of AppearanceCount under the same key is a new packet
+  (corpus 29: 2705 copies, 260 packets). The packet gets the time and direction of its first
+  appearance and the bytes of its first Ethernet / raw-IP copy (the Wi-Fi form comes first
+  on receive). Drops are kept as evidence in ``drops``. Payloads are truncated to the capture
+  length (128 bytes by default): origlen is OriginalPayloadSize.
 - Microsoft-Windows-NDIS-PacketCapture event 1001: one packet may span several events
   (first/last fragment keywords) and is reassembled; the keyword names link type and
   send/receive.
 
-Direction: "out" = sent by the machine that captured, "in" = received by it.
+Direction: "out" = sent by the machine that captured, "in" = received by it. Buffers, clock
+and per-processor merge live in ``etl_buffers``, the per-buffer event walk in ``etl_events``.
 """
 from __future__ import annotations
 
@@ -26,10 +28,8 @@ from facts import linktypes
 
 from .base import Capture
 from .etl_buffers import EtlFile, sniff_etl
-from .etl_events import (NDIS, NDIS_GUID, PKTMON, PKTMON_DROP_FIELDS, PKTMON_GUID,
+from .etl_events import (NDIS_GUID, PKTMON, PKTMON_DROP_FIELDS, PKTMON_GUID,
                          StreamState, walk_buffer)
-
-_PKTMON_DROP = PKTMON_DROP_FIELDS
 
 PKTMON_LINKTYPES = {1: linktypes.ETHERNET, 2: linktypes.IEEE802_11, 3: linktypes.RAW}
 # pktmon's direction tags: Rx (3) is a packet arriving, Tx (4) one leaving.
@@ -170,7 +170,7 @@ class EtlCapture(Capture):
                         if ts - generation_start > window:
                             older, live, generation_start = live, {}, ts
                         data = body[pstart:pend]
-                        if ptype == 1:
+                        if ptype == 1:             # Ethernet as labelled (never seen wrong)
                             lt, good = 1, True
                         else:
                             lt = pktmon_linktype(ptype, data)
@@ -200,7 +200,7 @@ class EtlCapture(Capture):
                         live[key] = e = (appearance, e[1], e[2])
                     if eid == 170:                                    # drop
                         component, edge, _filter, reason, location = \
-                            _PKTMON_DROP.unpack_from(body, pstart - 18)
+                            PKTMON_DROP_FIELDS.unpack_from(body, pstart - 18)
                         drop = (ts, component, edge, reason, location, e[2])
                         if e[1]:
                             self._drop(e[1], drop)
