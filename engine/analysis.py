@@ -91,14 +91,17 @@ def _load_tracert(path: Optional[str]):
 
 def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] = None,
             kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
-            progress: Optional[Callable[[int, int], None]] = None) -> Report:
+            progress: Optional[Callable[[int, int], None]] = None,
+            evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:
+    """``evidence_out``, when given, receives each reset's evidence dict by reset id (the
+    input of ``Reasoner.why_not`` / ``what_if``, e.g. for the TUI)."""
     from . import Reasoner, load_kb
 
     kb = kb or load_kb()
     if reasoner is None:
         with Reasoner(kb) as own:
             return analyze(capture, peer, tracert=tracert, kb=kb, reasoner=own, lang=lang,
-                           progress=progress)
+                           progress=progress, evidence_out=evidence_out)
     trace = _load_tracert(tracert)
     local = extract(capture, progress=progress)
     sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]
@@ -143,6 +146,8 @@ def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] 
     resets: list[ResetOut] = []
     for (side, rst, ev, dual), inf in zip(jobs, inferences):
         resets.append(_reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang))
+        if evidence_out is not None:
+            evidence_out[resets[-1].id] = ev
     findings = build_findings(kb, resets, [inf for inf in inferences], lang)
 
     captures = [_capture_summary(s) for s in sides]
