@@ -89,20 +89,21 @@ def _load_tracert(path: Optional[str]):
         raise UserError(f"{path}: {exc}") from None
 
 
-def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] = None,
-            kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
-            progress: Optional[Callable[[int, int], None]] = None,
-            evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:
-    """``evidence_out``, when given, receives each reset's evidence dict by reset id (the
-    input of ``Reasoner.why_not`` / ``what_if``, e.g. for the TUI)."""
-    from . import Reasoner, load_kb
+@dataclass
+class Gathered:
+    """The captures read and, per reset, the flat evidence the engine reasons over."""
 
-    kb = kb or load_kb()
-    if reasoner is None:
-        with Reasoner(kb) as own:
-            return analyze(capture, peer, tracert=tracert, kb=kb, reasoner=own, lang=lang,
-                           progress=progress, evidence_out=evidence_out)
-    trace = _load_tracert(tracert)
+    sides: list[Side]
+    dual_summary: Optional[dict[str, Any]]
+    peer_ids: dict[str, str]
+    patterns: list[CrossPattern]
+    jobs: list[tuple[Side, RstEvent, dict[str, Any], DualEvidence]]
+
+
+def gather(capture: str, peer: Optional[str], kb: KnowledgeBase,
+           progress: Optional[Callable[[int, int], None]] = None) -> Gathered:
+    """Read one or two captures and build each reset's evidence (dual and cross included);
+    shared by ``analyze`` and ``ask --capture``."""
     local = extract(capture, progress=progress)
     sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]
     dual_summary = None
@@ -141,6 +142,26 @@ def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] 
             ev["server_ip"] = rst.connection.server.ip
             ev["client_ip"] = rst.connection.client.ip
             jobs.append((side, rst, ev, dual))
+    return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
+
+
+def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] = None,
+            kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
+            progress: Optional[Callable[[int, int], None]] = None,
+            evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:
+    """``evidence_out``, when given, receives each reset's evidence dict by reset id (the
+    input of ``Reasoner.why_not`` / ``what_if``, e.g. for the TUI)."""
+    from . import Reasoner, load_kb
+
+    kb = kb or load_kb()
+    if reasoner is None:
+        with Reasoner(kb) as own:
+            return analyze(capture, peer, tracert=tracert, kb=kb, reasoner=own, lang=lang,
+                           progress=progress, evidence_out=evidence_out)
+    trace = _load_tracert(tracert)
+    gathered = gather(capture, peer, kb, progress)
+    sides, dual_summary, peer_ids = gathered.sides, gathered.dual_summary, gathered.peer_ids
+    patterns, jobs = gathered.patterns, gathered.jobs
 
     inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs])
     resets: list[ResetOut] = []
