@@ -90,14 +90,25 @@ def test_context_netstat_port_listening():
     full = parse("netstat", load("netstat_ano_en.txt"))
     assert check_fields(context_facts("netstat", full, port=8443)) == {"port_listening": True}
     assert context_facts("netstat", full, port=8080) == {"port_listening": False}
-    assert context_facts("netstat", full) == {}
+    assert context_facts("netstat", full) == {}          # many ports: which one matters?
+    # client-side fragment (remote port 1433): says nothing about the server's listener
     fragment = parse("netstat", load("netstat_findstr_fragment.txt"))
-    assert context_facts("netstat", fragment, port=1433) == {}     # no listeners shown at all
+    assert context_facts("netstat", fragment, port=1433) == {}
+    assert context_facts("netstat", fragment) == {}      # port inferred as 1433, still client side
+    server = parse("netstat", "  TCP    0.0.0.0:1433     0.0.0.0:0      LISTENING     2210\n"
+                              "  TCP    10.0.7.15:1433   10.0.5.21:49770  ESTABLISHED   2210\n")
+    assert context_facts("netstat", server) == {"port_listening": True}
+    stopped = parse("netstat", "  TCP    10.0.7.15:1433   10.0.5.21:49770  CLOSE_WAIT    2210\n"
+                               "  TCP    10.0.7.15:1433   10.0.5.21:49771  TIME_WAIT     0\n")
+    assert context_facts("netstat", stopped) == {"port_listening": False}
 
 
 def test_context_firewall_log():
     many = parse("firewall_log", load("fw_asa.log"))
     assert context_facts("firewall_log", many) == {"path_has_firewall": True}
+    assert context_facts("firewall_log", many, port=25)["firewall_log_reason"] == "threat"
+    assert "firewall_log_reason" not in context_facts("firewall_log", many, port=443)
+    assert "firewall_log_reason" not in context_facts("firewall_log", many, port=9999)
     one = parse("firewall_log", load("fw_paloalto.log").splitlines()[0])
     assert check_fields(context_facts("firewall_log", one)) == {
         "path_has_firewall": True, "firewall_log_reason": "idle_timeout", "path_has_nat": True}

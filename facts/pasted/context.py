@@ -36,21 +36,39 @@ def _ping(model: PathMtuFacts, **_: Any) -> dict:
     return out
 
 
+def _common_port(model: Netstat) -> Optional[int]:
+    """The one port every TCP row shares: what a 'netstat -ano | findstr <port>' paste was
+    filtered on."""
+    common: Optional[set[int]] = None
+    for e in model.entries:
+        if e.proto != "TCP":
+            continue
+        ports = {e.local_port} | ({e.remote_port} if e.remote_port else set())
+        common = ports if common is None else common & ports
+    return next(iter(common)) if common is not None and len(common) == 1 else None
+
+
 def _netstat(model: Netstat, port: Optional[int] = None, **_: Any) -> dict:
+    port = port if port is not None else _common_port(model)
     if port is None:
         return {}
     if model.listening(port):
         return {"port_listening": True}
-    # Only a listing that shows listeners at all (netstat -a, not a findstr fragment of one
-    # connection) proves that nothing listens on this port.
-    if any(e.state == "LISTENING" for e in model.entries):
-        return {"port_listening": False}
-    return {}
+    # Absence proves something only where a listener would have shown: a full 'netstat -a'
+    # listing (it shows other listeners), or a server-side view of this port (rows whose local
+    # port is it, e.g. connections left over after the service stopped listening).
+    shows_listeners = any(e.state == "LISTENING" for e in model.entries)
+    server_side = any(e.proto == "TCP" and e.local_port == port for e in model.entries)
+    return {"port_listening": False} if shows_listeners or server_side else {}
 
 
-def _firewall_log(model: FirewallLog, **_: Any) -> dict:
+def _firewall_log(model: FirewallLog, port: Optional[int] = None, **_: Any) -> dict:
     out: dict = {"path_has_firewall": True}
-    reasons = {e.reason for e in model.entries}
+    entries = model.entries
+    if port is not None:  # the server port narrows a paste of many sessions to the relevant ones
+        entries = [e for e in entries if port in (e.sport, e.dport, e.nat_sport, e.nat_dport)] \
+            or entries
+    reasons = {e.reason for e in entries}
     if len(reasons) == 1:  # several different reasons: correlate with the RSTs instead
         out["firewall_log_reason"] = reasons.pop()
     if any((e.nat_src and e.nat_src != e.src) or (e.nat_dst and e.nat_dst != e.dst)
