@@ -71,7 +71,8 @@ def ip_packet(src: str, dst: str, transport: dpkt.Packet | bytes, *, proto: int,
 
 
 def ethernet(ip: dpkt.Packet) -> bytes:
-    etype = dpkt.ethernet.ETH_TYPE_IP6 if isinstance(ip, dpkt.ip6.IP6) else dpkt.ethernet.ETH_TYPE_IP
+    ipv6 = isinstance(ip, dpkt.ip6.IP6)
+    etype = dpkt.ethernet.ETH_TYPE_IP6 if ipv6 else dpkt.ethernet.ETH_TYPE_IP
     return bytes(dpkt.ethernet.Ethernet(src=SRC_MAC, dst=DST_MAC, type=etype, data=ip))
 
 
