@@ -104,10 +104,10 @@ def _tuple_match(entry: FirewallLogEntry, rst) -> tuple[Optional[Quality], Optio
             nat = (entry.src, entry.sport) not in (client, server) or \
                 (entry.dst, entry.dport) not in (client, server)
             return "tuple", None, nat
-    logged = {(entry.src, entry.sport), (entry.dst, entry.dport)}
-    if server in logged or server in side_a | side_b:
+    # NAT the log does not describe: the server side usually survives (source NAT).
+    if server in side_a | side_b:
         return "one_side", "server", True
-    if client in logged or client in side_a | side_b:
+    if client in side_a | side_b:
         return "one_side", "client", True
     return None, None, False
 
