@@ -9,7 +9,7 @@ from facts.capture import fastpcap
 from facts.decode import decode, iter_packets
 from facts.errors import CaptureError
 from facts.packet import RST, TcpSegment
-from test_capture_fixtures import ether, ipv4, pcap_bytes, syn, tcp
+from test_capture_fixtures import ether, ipv4, pcap_bytes, sll, sll2, syn, tcp
 
 
 def _write(tmp_path, data, name="t.pcap"):
@@ -130,8 +130,17 @@ def _seg_tuple(p):
     return tuple(getattr(p, k) for k in p.__slots__)
 
 
-def test_fast_path_equals_general_decoder(tmp_path):
-    """The fused Ethernet loop must give what decode() gives, frame for frame."""
+def _relink(frame, linktype, i):
+    """An Ethernet frame re-wrapped in a Linux cooked header (packet type varies)."""
+    if linktype == 1:
+        return frame
+    wrap = sll if linktype == 113 else sll2
+    return wrap(frame[14:], proto=int.from_bytes(frame[12:14], "big"), pkttype=i % 5)
+
+
+@pytest.mark.parametrize("linktype", [1, 113, 276])
+def test_fast_path_equals_general_decoder(tmp_path, linktype):
+    """The fused loop must give what decode() gives, frame for frame."""
     frames = [
         syn(ttl=50, payload=b"hello"),
         syn(flags=0x14, ttl=51),
@@ -145,8 +154,9 @@ def test_fast_path_equals_general_decoder(tmp_path):
         ether(ipv4(payload=tcp(flags=0x04), frag=0x4000)),    # DF set stays fast
         ether(ipv4(payload=tcp(), frag=0x2000)),              # first fragment
     ]
+    frames = [_relink(f, linktype, i) for i, f in enumerate(frames)]
     recs = [(100.0 + i, f, len(f) + (40 if i == 8 else 0)) for i, f in enumerate(frames)]
-    cap = open_capture(_write(tmp_path, pcap_bytes(recs)))
+    cap = open_capture(_write(tmp_path, pcap_bytes(recs, linktype=linktype)))
     fast = [_seg_tuple(p) for p in iter_packets(cap)]
     general = [decode(lt, d, fr, ts, o, di) for fr, ts, lt, d, o, di in cap.records()]
     assert fast == [_seg_tuple(p) for p in general if p is not None]
@@ -157,6 +167,10 @@ def test_fast_path_equals_general_decoder(tmp_path):
     trunc = segs[5]
     assert trunc.truncated and trunc.payload_len == 100 and len(trunc.payload) == 6
     assert segs[2].reserved == 0x0F and segs[-1].fragmented
+    if linktype != 1:
+        # packet types 0,1,2,3,4,3,4,0 for frames 1-5, 9-11: only 0 and 4 say a side
+        assert [p.direction for p in segs] == ["in", None, None, None, "out", None,
+                                               "out", "in"]
 
 
 def test_records_stream_without_reading_everything(tmp_path):

@@ -1,30 +1,50 @@
-"""The hot path: pcap + Ethernet record walk fused with decoding.
+"""The hot path: pcap record walk fused with decoding (and the same decoding for pcapng).
 
-Untagged Ethernet/IPv4 (no options, not fragmented)/TCP frames are decoded inline with one
-``unpack_from`` over the chunk buffer; every other frame goes to ``facts.decode.decode``.
-The inline branch must give exactly what ``decode`` gives (tests compare them).
+For link layers with a fixed-size header and an ethertype field (Ethernet, Linux cooked
+v1 and v2), IPv4 without options, not fragmented, carrying a whole TCP header is decoded
+inline with one ``unpack_from`` over the chunk buffer; every other frame goes to
+``facts.decode.decode``. The inline branch must give exactly what ``decode`` gives (tests
+compare them frame by frame).
 """
 from __future__ import annotations
 
 from struct import Struct
 
 from facts.decode import decode
+from facts.linktypes import sll_direction
 from facts.packet import TcpSegment
 
 from .base import open_checked
 from .pcap import CHUNK, _rest
 
-# From the ethertype (offset 12) through the TCP window: 38 bytes.
-_ETH_IP4_TCP = Struct("!HBxHHHBB2x4s4sHHIIBBH")
-_FRAME_ETH_IP4_TCP = Struct("!12xHBxHHHBB2x4s4sHHIIBBH")    # the same from the frame start
-_FAST_MIN = 14 + 20 + 20
+# ethertype, then the IPv4 header and the TCP header through the window
+_IP4_TCP = "BxHHHBB2x4s4sHHIIBBH"
 
 
-def iter_ethernet(cap):
+def _sll_dir(buf, p):
+    return sll_direction(113, buf[p:p + 2])
+
+
+def _sll2_dir(buf, p):
+    return sll_direction(276, buf[p:p + 11])
+
+
+# link type -> (struct from the frame start, IP header offset, direction from the header)
+LAYOUTS = {
+    1: (Struct("!12xH" + _IP4_TCP), 14, None),
+    113: (Struct("!14xH" + _IP4_TCP), 16, _sll_dir),
+    276: (Struct("!H18x" + _IP4_TCP), 20, _sll2_dir),
+}
+
+
+def iter_pcap(cap):
     cap.warnings.clear()
     cap.records_read = 0
     unpack_rec = cap.rec_struct.unpack_from
-    unpack_pkt = _FRAME_ETH_IP4_TCP.unpack_from
+    layout, l3, link_dir = LAYOUTS[cap.linktype]
+    unpack_pkt = layout.unpack_from
+    fast_min = l3 + 40
+    l4 = l3 + 20
     unit = cap.ts_unit
     limit = cap.max_record
     lt = cap.linktype
@@ -67,7 +87,7 @@ def iter_ethernet(cap):
                         break
                 frame += 1
                 pos = end
-                if incl >= 54:                      # _FAST_MIN, as a literal: hot
+                if incl >= fast_min:
                     (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst,
                      sport, dport, seq, ack, off_res, flags, win) = unpack_pkt(buf, p)
                     if (etype == 0x0800 and vihl == 0x45 and proto == 6
@@ -90,10 +110,10 @@ def iter_ethernet(cap):
                         seg.reserved = off_res & 0x0F
                         seg.window = win
                         seg.fragmented = False
-                        seg.direction = None
-                        start = p + 34 + ((off_res >> 4) << 2)
+                        seg.direction = None if link_dir is None else link_dir(buf, p)
+                        start = p + l4 + ((off_res >> 4) << 2)
                         plen = totlen - 20 - ((off_res >> 4) << 2)
-                        ip_end = p + 14 + totlen
+                        ip_end = p + l3 + totlen
                         if ip_end <= end:
                             seg.truncated = False
                             if plen > 0:
@@ -115,14 +135,15 @@ def iter_ethernet(cap):
             cap.records_read = frame
 
 
-def _eth_ipv4_tcp(buf, p, end, frame, ts, direction, _unpack=_ETH_IP4_TCP.unpack_from,
-                  _new=TcpSegment.__new__, Seg=TcpSegment):
-    """The inline branch above as a function, for walkers that are not the pcap loop.
-    Returns None when the frame needs the general decoder."""
-    if end - p < _FAST_MIN:
+def fast_segment(buf, p, end, frame, ts, direction, layout, _new=TcpSegment.__new__,
+                 Seg=TcpSegment):
+    """The inline branch of ``iter_pcap`` as a function, for walkers other than the pcap
+    loop. ``layout`` is a LAYOUTS value. None when the frame needs the general decoder."""
+    unpack, l3, link_dir = layout
+    if end - p < l3 + 40:
         return None
     (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst,
-     sport, dport, seq, ack, off_res, flags, win) = _unpack(buf, p + 12)
+     sport, dport, seq, ack, off_res, flags, win) = unpack.unpack_from(buf, p)
     if not (etype == 0x0800 and vihl == 0x45 and proto == 6
             and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
         return None
@@ -142,11 +163,13 @@ def _eth_ipv4_tcp(buf, p, end, frame, ts, direction, _unpack=_ETH_IP4_TCP.unpack
     seg.reserved = off_res & 0x0F
     seg.window = win
     seg.fragmented = False
+    if direction is None and link_dir is not None:
+        direction = link_dir(buf, p)
     seg.direction = direction
     doff = (off_res >> 4) << 2
-    start = p + 34 + doff
+    start = p + l3 + 20 + doff
     plen = totlen - 20 - doff
-    ip_end = p + 14 + totlen
+    ip_end = p + l3 + totlen
     seg.payload_len = plen if plen > 0 else 0
     if ip_end <= end:
         seg.truncated = False
@@ -158,13 +181,15 @@ def _eth_ipv4_tcp(buf, p, end, frame, ts, direction, _unpack=_ETH_IP4_TCP.unpack
 
 
 def iter_pcapng(cap):
-    """pcapng: the block walker hands frames in place; Ethernet/IPv4/TCP is decoded
+    """pcapng: the block walker hands frames in place, so the common case is decoded
     without copying the frame first."""
-    fast = _eth_ipv4_tcp
+    fast = fast_segment
+    layouts = LAYOUTS
     for frame, ts, lt, buf, start, caplen, origlen, direction in cap.walk():
         end = start + caplen
-        if lt == 1:
-            seg = fast(buf, start, end, frame, ts, direction)
+        layout = layouts.get(lt)
+        if layout is not None:
+            seg = fast(buf, start, end, frame, ts, direction, layout)
             if seg is not None:
                 yield seg
                 continue

@@ -113,10 +113,8 @@ class PcapCapture(Capture):
                 self.records_read = frame
 
     def fast_packets(self):
-        if self.linktype == linktypes.ETHERNET:
-            from .fastpcap import iter_ethernet
-            return iter_ethernet(self)
-        return None
+        from .fastpcap import LAYOUTS, iter_pcap
+        return iter_pcap(self) if self.linktype in LAYOUTS else None
 
 
 def _rest(f) -> int:
