@@ -154,7 +154,7 @@ class EtlCapture(Capture):
         pm_dirs = tuple(PKTMON_DIRECTIONS.get(i) for i in range(8))
         link_types = self.link_types
         frame = 0
-        events, states = self.etl.events(walk_buffer, lambda: StreamState(window),
+        events, states = self.etl.events(walk_buffer, StreamState,
                                          self._progress)
         try:
             for ev in events:

@@ -10,11 +10,12 @@ list costs less per event than a generator -- of compact tuples:
   pend, body)``
 - NDIS 1001: ``(ts, NDIS, keyword, miniport, lower, fstart, fend, body, processor)``
 
-PktMon copies are pre-folded here, per processor stream: once a stream has passed on an
-Ethernet / raw-IP copy of a packet (PacketType 1 or 3), its later flow copies with a higher
-AppearanceCount on the same stream are counted and dropped before they cost a tuple. The
-global fold in ``etl.EtlCapture`` handles everything else (copies on other processors,
-Wi-Fi copies, drops, restarts).
+PktMon copies are pre-folded here: a packet's copies are logged back to back by the one
+call chain that carries it through the stack, so once the walk has passed on an Ethernet /
+raw-IP copy (PacketType 1 or 3), the flow copies that immediately follow it with the same key
+and a higher AppearanceCount are counted and dropped before they cost a tuple. The global
+fold in ``etl.EtlCapture`` handles everything else (interleaved copies, copies on other
+processors, Wi-Fi copies, drops, restarts).
 """
 from __future__ import annotations
 
@@ -50,17 +51,14 @@ _EXTENDED_INFO = 0x0001
 
 
 class StreamState:
-    """Per-processor-stream state of the walk: pre-fold memory (two generations of
-    ``window`` raw ticks each, so it stays bounded) and the counts of packet events seen."""
+    """Per-processor-stream state of the walk: the last pktmon packet passed on (key,
+    AppearanceCount, whether a preferred copy of it was among those passed) and the counts
+    of packet events seen."""
 
-    __slots__ = ("seen", "older", "generation_start", "window", "pktmon_events",
-                 "ndis_events")
+    __slots__ = ("last", "pktmon_events", "ndis_events")
 
-    def __init__(self, window: int):
-        self.seen: dict = {}
-        self.older: dict = {}
-        self.generation_start = None
-        self.window = window
+    def __init__(self):
+        self.last = (None, 0, False)
         self.pktmon_events = 0
         self.ndis_events = 0
 
@@ -78,8 +76,7 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
     unpack_pm = _PKTMON.unpack_from
     unpack_nd = _NDIS.unpack_from
     get = PROVIDERS.get
-    seen, older, window = state.seen, state.older, state.window
-    generation_start = state.generation_start
+    last_key, last_app, last_good = state.last
     pktmon_events = ndis_events = 0
     try:
         while p + 8 <= n:
@@ -132,20 +129,14 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                     key = (group << 16) | number
                 else:
                     key = hash(body[pstart:pend]) - (1 << 80)
-                if eid == 160:
-                    if appearance > 1:
-                        last = seen.get(key)
-                        if last is None:
-                            last = older.get(key)
-                        if last is not None and appearance > last:
-                            seen[key] = appearance
-                            continue
-                    if ptype == 1 or ptype == 3:
-                        if generation_start is None:
-                            generation_start = ts
-                        elif ts - generation_start > window:
-                            older, seen, generation_start = seen, {}, ts
-                        seen[key] = appearance
+                if key == last_key and appearance > last_app:
+                    if eid == 160 and last_good:
+                        last_app = appearance
+                        continue
+                    last_good = last_good or ptype == 1 or ptype == 3
+                else:
+                    last_key, last_good = key, ptype == 1 or ptype == 3
+                last_app = appearance
                 add((ts, PKTMON, eid, key, appearance, dirtag, ptype, orig, pstart, pend,
                      body))
             elif eid == NDIS_PACKET and start + 12 <= end:
@@ -158,7 +149,7 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                 add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
         return out
     finally:
-        state.seen, state.older, state.generation_start = seen, older, generation_start
+        state.last = (last_key, last_app, last_good)
         state.pktmon_events += pktmon_events
         state.ndis_events += ndis_events
 
