@@ -38,6 +38,7 @@ from .conditions import And, CLit, Lit, Node, Or, eval_lit
 from .report_build import MIN_FIX_CF, diagnoses_for
 
 DEMAND_SHARE = 0.8
+DIAGNOSIS_MARGIN = 0.1  # the top diagnosis must lead the runner-up by this much
 EPS = 1e-9
 OPEN = None  # the open truth value
 
@@ -65,14 +66,18 @@ class Outlook:
     top: Optional[str]
 
 
-def outcome_of(kb, inference) -> tuple[str, Optional[str], bool]:
-    """What the interview is about: the origin, the top diagnosis consistent with it, and
-    whether that diagnosis is confident enough to prescribe its fixes."""
+def outcome_of(kb, inference) -> tuple[str, Optional[str], bool, bool]:
+    """What the interview is about: the origin, the top diagnosis consistent with it, whether
+    that diagnosis is confident enough to prescribe its fixes, and whether it leads the
+    runner-up clearly (a tie is not a diagnosis)."""
     origin = inference.origin
     diagnoses = diagnoses_for(kb, inference, origin, "en")
     if not diagnoses:
-        return origin, None, False
-    return origin, diagnoses[0].id, diagnoses[0].confidence >= MIN_FIX_CF
+        return origin, None, False, False
+    top = diagnoses[0]
+    runner_up = diagnoses[1].confidence if len(diagnoses) > 1 else 0.0
+    return (origin, top.id, top.confidence >= MIN_FIX_CF,
+            top.confidence - runner_up >= DIAGNOSIS_MARGIN - EPS)
 
 
 def _origin_of(middle: float, endpoint: float) -> str:
@@ -158,7 +163,7 @@ class Lookahead:
             bounds.setdefault(cid, (cfs.get(cid, 0.0), cfs.get(cid, 0.0)))
 
         origin_can_change = self._origin_can_change(inference.origin, bounds)
-        _origin, top, _confident = outcome_of(kb, inference)
+        top = outcome_of(kb, inference)[1]
         top_cf = inference.cf(top) if top else 0.0
         weight: dict[str, float] = {}
         for cid in self.by_conclusion:

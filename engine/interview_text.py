@@ -195,7 +195,7 @@ def _whynot_lines(results, lang: str, depth: int) -> list[str]:
         if w.fired:
             out.append(pad + t("whynot_fired", lang, rule=w.rule_id))
         elif w.field:
-            actual = w.actual if w.actual == "unknown" else _value(w.actual)
+            actual = t("unknown_word", lang) if w.actual == "unknown" else _value(w.actual)
             out.append(pad + t("whynot_fail", lang, rule=w.rule_id, cond=w.condition,
                                field=w.field, actual=actual))
         else:
