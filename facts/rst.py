@@ -75,6 +75,7 @@ def connection_model(c: Conn, capture: str, names: Optional[dict[bytes, str]] = 
         bytes_c2s=client.byts, bytes_s2c=server.byts,
         handshake=HANDSHAKE_NAMES[c.hs],
         syn_time=c.syn.ts if c.syn is not None else None, synack_time=c.synack_time,
+        client_isn=c.syn.seq if c.syn is not None else None, server_isn=c.synack_seq,
         close=_close_kind(c), fin_by=list(c.fin_by), rst_count=len(c.rsts),
         largest_idle_gap_s=c.max_gap, largest_idle_gap_at=c.max_gap_at,
         client_ttls=client.ttl_hist(), server_ttls=server.ttl_hist(),

@@ -78,7 +78,7 @@ class Conn:
 
     __slots__ = ("id", "ipv", "addr", "port", "inferred", "start", "last_ts", "prev_ts",
                  "max_gap", "max_gap_at", "half", "slow", "hs", "syn", "synack_time",
-                 "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp", "pmtu")
+                 "synack_seq", "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp", "pmtu")
 
     def __init__(self, cid: str, seg: TcpSegment, from_client: bool, inferred: bool):
         self.id = cid
@@ -96,6 +96,7 @@ class Conn:
         self.hs = HS_NONE
         self.syn: Optional[SynInfo] = None
         self.synack_time: Optional[float] = None
+        self.synack_seq: Optional[int] = None  # server ISN: matches connections across NAT
         # Empty tuples until something happens: 20 000 connections x 3 empty lists add up.
         self.fin_by: tuple | list[str] = ()
         self.closed = False
@@ -274,6 +275,7 @@ class Tracker:
             if flags & ACK:
                 if c.synack_time is None:
                     c.synack_time = p.ts
+                    c.synack_seq = p.seq
                 if c.hs < HS_SYNACK:
                     c.hs = HS_SYNACK
             else:

@@ -40,8 +40,10 @@ class DualConversation:
     def forge(self, to: str, claimed: str, flags: str = "RA", *, ttl: int = 253,
               dt: float = 0.0) -> None:
         """A RST claiming to come from ``claimed`` that only ``to``'s capture receives."""
-        view = self.at_client if to == "client" else self.at_server
+        view, other = ((self.at_client, self.at_server) if to == "client"
+                       else (self.at_server, self.at_client))
         view.send(claimed, flags, dt=dt, ttl=ttl, forged=True)
+        other.time += dt  # both clocks move on, only one capture sees the packet
 
     def write(self, tmp_path) -> tuple[str, str]:
         client = tmp_path / "client.pcap"
