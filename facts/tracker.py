@@ -78,7 +78,8 @@ class Conn:
 
     __slots__ = ("id", "ipv", "addr", "port", "inferred", "start", "last_ts", "prev_ts",
                  "max_gap", "max_gap_at", "half", "slow", "hs", "syn", "synack_time",
-                 "synack_seq", "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp", "pmtu")
+                 "synack_seq", "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp",
+                 "pmtu")
 
     def __init__(self, cid: str, seg: TcpSegment, from_client: bool, inferred: bool):
         self.id = cid

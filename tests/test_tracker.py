@@ -74,6 +74,7 @@ def test_handshake_data_fin_counts_and_roles():
     assert c.client_ttls == {64: 5} and c.server_ttls == {118: 3, 117: 1}
     assert c.server_ttl_changes == 2 and c.client_ttl_changes == 0  # 118 118 117 118
     assert c.syn_time == 1000.0 and abs(c.synack_time - 1000.01) < 1e-9
+    assert (c.client_isn, c.server_isn) == (100, 9000)
     assert t.tcp_packets == 9 and t.rst_packets == 0
 
 
