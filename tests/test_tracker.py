@@ -177,3 +177,21 @@ def test_memory_stays_flat_with_packet_count():
         assert len(t.connections) == 1
     # The input list is not traced; the tracker itself must not grow with packets.
     assert sizes[1] < sizes[0] + 20_000, sizes
+
+
+def test_seq_window_uses_the_scale_from_both_syns():
+    def rst_after(wscales):
+        f = Flow()
+        f.handshake()
+        f.seg(1, ACK, dt=0.1, window=100)  # receiver (server) advertises 100 << scale
+        t = Tracker()
+        t.feed(f.out)
+        c = t.connections[0]
+        c.half[0].wscale, c.half[1].wscale = wscales
+        t.feed([f.seg(0, RST, dt=0.1, seq=f.nxt[0] + 5000, forged=True)])
+        return build_facts(t, "x")[1][0]
+
+    scaled = rst_after((7, 7))  # 100 << 7 = 12800 > 5000
+    assert scaled.seq_position == "in_window" and scaled.seq_offset == 5000
+    assert rst_after((7, -1)).seq_position == "outside"  # one side without: no scaling
+    assert rst_after((None, None)).seq_position == "unknown"  # scale unknown, 5000 > 100
