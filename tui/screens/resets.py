@@ -1,0 +1,169 @@
+"""Resets and findings: every reset in a virtual table, sortable and filterable."""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Callable, Optional
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from engine.report_model import Report, ResetOut
+
+from ..bindings import bindings
+from ..widgets.virtual_table import Column, VirtualTable
+from .i18n import t
+
+# column index of the fields the filter reads
+ORIGIN, PATTERN, SUBTYPE = 4, 6, 7
+FILTER_KEYS = {"origin": (ORIGIN,), "o": (ORIGIN,), "pattern": (PATTERN,), "p": (PATTERN,),
+               "sub": (SUBTYPE,), "subtype": (SUBTYPE,), "s": (SUBTYPE,)}
+
+
+def _f(v) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def _clock(value) -> str:
+    if value is None:
+        return ""
+    return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).strftime("%H:%M:%S.%f")[:12]
+
+
+def columns(lang: str) -> list[Column]:
+    # sums to 119 cells with the separators: the table fits 120 columns with its scrollbar
+    return [Column("id", t(lang, "reset"), 7),
+            Column("time", t(lang, "time"), 12, _clock),
+            Column("conn", t(lang, "conn"), 29),
+            Column("claimed", t(lang, "claimed"), 6),
+            Column("origin", t(lang, "origin"), 12),
+            Column("conf", t(lang, "conf"), 4, _f, True),
+            Column("pattern", t(lang, "pattern"), 13),
+            Column("subtype", t(lang, "subtype"), 21),
+            Column("ttl", t(lang, "ttl"), 3, align_right=True),
+            Column("hop", t(lang, "hop"), 3, align_right=True)]
+
+
+def row_of(r: ResetOut) -> tuple:
+    c = r.connection
+    top = r.diagnoses[0].id if r.diagnoses else None
+    return (r.id, r.time, f"{c.client.ip}:{c.client.port} → {c.server.ip}:{c.server.port}",
+            r.claimed_sender, r.origin, r.origin_confidence, r.pattern, top,
+            r.rst_source.ttl, r.rst_source.tracert_hop)
+
+
+def parse_filter(text: str) -> Optional[Callable[[tuple], bool]]:
+    """``origin:middle pattern:idle sub:firewall word``: every term must match (substring,
+    case-insensitive); a bare word matches origin, pattern or sub-type."""
+    terms = []
+    for word in text.lower().split():
+        key, sep, value = word.partition(":")
+        if sep and key in FILTER_KEYS and value:
+            terms.append((FILTER_KEYS[key], value))
+        else:
+            terms.append(((ORIGIN, PATTERN, SUBTYPE), word))
+    if not terms:
+        return None
+
+    def predicate(row: tuple) -> bool:
+        for cols, value in terms:
+            if not any(row[c] is not None and value in str(row[c]).lower() for c in cols):
+                return False
+        return True
+    return predicate
+
+
+def findings_text(report: Optional[Report], lang: str) -> str:
+    if report is None:
+        return t(lang, "no_capture")
+    if not report.resets:
+        return t(lang, "no_resets")
+    lines = []
+    for f in report.findings[:4]:
+        top = f" — {f.top_diagnosis.title}" if f.top_diagnosis else ""
+        origin = t(lang, f.origin)
+        lines.append(f"{f.id} ×{f.count}  {origin} ({f.origin_confidence:.2f})  "
+                     f"{f.pattern or ''}  :{f.server_port} {f.application}{top}")
+    if len(report.findings) > 4:
+        lines.append(f"… {len(report.findings) - 4} {t(lang, 'more')}")
+    return "\n".join(lines)
+
+
+class ResetsScreen(Screen):
+    BINDINGS = bindings("resets")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="resets-body"):
+            yield Static(id="findings")
+            yield Input(id="filter")
+            yield VirtualTable(columns(self.app.lang), id="resets")
+            yield Static(id="resets-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "lang", self._lang_changed, init=False)
+        self.watch(self.app, "kb_version", lambda _v: self.load(), init=False)
+        self.load()
+        self.query_one(VirtualTable).focus()
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one(VirtualTable)
+
+    def load(self) -> None:
+        report = self.app.session.report
+        resets = report.resets if report else []
+        self.table.set_rows([r.id for r in resets], [row_of(r) for r in resets])
+        if self.app.selected:
+            self.table.move_to_key(self.app.selected)
+        self._lang_changed(self.app.lang)
+
+    def _lang_changed(self, lang: str) -> None:
+        self.sub_title = t(lang, "reset_list")
+        self.query_one("#filter", Input).placeholder = t(lang, "filter_placeholder")
+        self.table.columns = columns(lang)
+        self.table.refresh()
+        self.query_one("#findings", Static).update(findings_text(self.app.session.report, lang))
+        self._status()
+
+    def _status(self) -> None:
+        table = self.table
+        self.query_one("#resets-status", Static).update(
+            t(self.app.lang, "shown", shown=len(table.view), total=len(table.rows)))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.table.set_filter(parse_filter(event.value))
+            self._status()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.table.focus()
+
+    def on_virtual_table_row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
+        if event.key is not None:
+            self.app.selected = event.key
+
+    def on_virtual_table_row_selected(self, event: VirtualTable.RowSelected) -> None:
+        self.app.selected = event.key
+        self.app.action_open_detail()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.table.set_filter(None)
+        self._status()
+
+    def action_sort_next(self) -> None:
+        table = self.table
+        column = 0 if table.sort_column is None else (table.sort_column + 1) % len(table.columns)
+        table.sort_by(column, False)
+
+    def action_sort_reverse(self) -> None:
+        table = self.table
+        table.sort_by(table.sort_column if table.sort_column is not None else 0,
+                      not table.sort_reverse)
