@@ -6,6 +6,9 @@ server), stores references to the last segments instead of copying their fields,
 everything that only matters for RSTs (sequence positions, baselines, pydantic models) to
 :mod:`facts.rst`, which runs once per RST after the pass.
 
+Segments fed in are kept by reference (the last ones of each direction) and their payload is
+trimmed to its first 64 bytes, so memory does not depend on segment sizes.
+
 A RST is snapshotted when it arrives (:class:`RstRecord`: the state *before* it); facts that
 only later packets reveal (data from the claimed sender after its RST, the real SYN-ACK racing
 a forged RST, a challenge ACK) are patched into the record while the connection goes on.
@@ -20,6 +23,7 @@ MASK32 = 0xFFFFFFFF
 HALF32 = 0x80000000
 CHALLENGE_WINDOW_S = 1.0
 MAX_FRAGMENTED_DATAGRAMS = 65536
+KEEP_PAYLOAD = 64  # bytes of a kept segment's payload (RstEvent.trigger_excerpt shows 64)
 # Handshake progress, in Connection.handshake's words.
 HS_NONE, HS_SYN, HS_SYNACK, HS_COMPLETE = 0, 1, 2, 3
 HANDSHAKE_NAMES = ("none", "syn", "syn_synack", "complete")
@@ -77,9 +81,9 @@ class Conn:
     server's."""
 
     __slots__ = ("id", "ipv", "addr", "port", "inferred", "start", "last_ts", "prev_ts",
-                 "max_gap", "max_gap_at", "half", "slow", "hs", "syn", "synack_time",
-                 "synack_seq", "fin_by", "closed", "rsts", "watch", "maxseg", "frag", "icmp",
-                 "pmtu")
+                 "max_gap", "max_gap_at", "gap_before_max", "half", "slow", "hs", "syn",
+                 "synack_time", "synack_seq", "fin_by", "closed", "rsts", "watch", "maxseg",
+                 "frag", "icmp", "pmtu")
 
     def __init__(self, cid: str, seg: TcpSegment, from_client: bool, inferred: bool):
         self.id = cid
@@ -92,6 +96,9 @@ class Conn:
         self.start = self.last_ts = self.prev_ts = seg.ts
         self.max_gap = 0.0
         self.max_gap_at: Optional[float] = None
+        # The record before the current one: the largest gap earlier than the longest silence
+        # (is the silence before a reset out of all proportion to the connection's rhythm?).
+        self.gap_before_max = 0.0
         self.half = (Half(self, 0), Half(self, 1))
         self.slow = not inferred  # handshake to watch, RSTs pending patches
         self.hs = HS_NONE
@@ -128,7 +135,8 @@ class RstRecord:
         "packets_before", "bytes_before", "sender_nxt", "other_nxt", "other_hiack",
         "sender_last", "other_last", "other_wscale", "sender_wscale", "hs", "syn_seen",
         "synack_seen", "trigger", "maxseg_before", "first_rst_nxt", "data_after_s",
-        "synack_after", "challenge_ack", "other_last_ack", "inexact")
+        "synack_after", "challenge_ack", "other_last_ack", "inexact", "earlier_gap_before",
+        "earlier_gap_trigger")
 
     def __init__(self, rid: str, seg: TcpSegment, conn: Conn, side: int):
         self.id, self.seg, self.conn, self.side = rid, seg, conn, side
@@ -138,6 +146,11 @@ class RstRecord:
         self.packets_before = before
         self.idle_before = seg.ts - conn.last_ts if before else None
         self.idle_trigger = conn.last_ts - conn.prev_ts if before >= 2 else None
+        # Largest gap between earlier packets, for each of the two silences above (None
+        # with fewer than two such gaps: no rhythm to compare with).
+        self.earlier_gap_before = conn.max_gap if before >= 3 else None
+        self.earlier_gap_trigger = ((conn.gap_before_max if conn.max_gap_at == conn.last_ts
+                                     else conn.max_gap) if before >= 4 else None)
         last_from_sender = [t for t in (me.last_rst_ts, me.last.ts if me.last else None)
                             if t is not None]
         self.idle_sender = seg.ts - max(last_from_sender) if last_from_sender else None
@@ -205,6 +218,7 @@ class Tracker:
             ts = p.ts
             last_ts = c.last_ts
             if ts - last_ts > c.max_gap:
+                c.gap_before_max = c.max_gap
                 c.max_gap = ts - last_ts
                 c.max_gap_at = ts
             c.prev_ts = last_ts
@@ -221,6 +235,11 @@ class Tracker:
                 h.ldata = p
                 if plen > c.maxseg:
                     c.maxseg = plen
+                if plen > KEEP_PAYLOAD:
+                    # This segment may be kept until the connection's next one: keep only
+                    # what a trigger excerpt shows, or bulk flows would hold a full
+                    # segment per direction per connection.
+                    p.payload = p.payload[:KEEP_PAYLOAD]
             # Sequence numbers are big ints (each operation allocates): compare first, do
             # the serial arithmetic only when the end moved; SYN/FIN's +1 is the slow path's.
             # nxt may run past 2**32 unmasked; readers mask it.
@@ -316,6 +335,7 @@ class Tracker:
         c.closed = True
         ts = p.ts
         if ts - c.last_ts > c.max_gap:
+            c.gap_before_max = c.max_gap
             c.max_gap, c.max_gap_at = ts - c.last_ts, ts
         c.prev_ts, c.last_ts = c.last_ts, ts
         h.pkts += 1
