@@ -176,6 +176,10 @@ class RstEvent(_Fact):
     synack_seen: bool = False
     rst_answers_syn: bool = Field(False, description="RST from the server side is the first "
                                   "answer to a SYN (no SYN-ACK before it)")
+    rst_answers_synack: bool = Field(False, description="RST claimed by the client answers "
+                                     "the server's SYN-ACK: no ACK from the client between them "
+                                     "(a stateless device on the return path, or a client that "
+                                     "gave up)")
     synack_after_rst: bool = Field(False, description="A SYN-ACK from the claimed sender "
                                    "arrived after this RST (the RST raced the real answer)")
     idle_before_s: Optional[float] = Field(None, description="Since the previous packet either way")
@@ -184,6 +188,16 @@ class RstEvent(_Fact):
         None, description="Silence before the packet that the RST answered (the gap between the "
         "packet just before the RST and the one before that): a device that resets on the first "
         "packet after its idle timer expired shows the timeout here, not in idle_before_s")
+    idle_silence_s: Optional[float] = Field(
+        None, description="The longer of idle_before_s and idle_before_trigger_s: the silence "
+        "a device's idle timer measured, whether it reset at expiry or on the next packet")
+    earlier_gap_max_s: Optional[float] = Field(
+        None, description="Largest gap between the connection's packets before that silence "
+        "(None with fewer than two earlier gaps)")
+    idle_silence_ratio: Optional[float] = Field(
+        None, description="idle_silence_s / earlier_gap_max_s (the earlier gap floored at "
+        "1 ms): how far the silence stands out of the connection's own rhythm, whatever the "
+        "timeout's absolute size (a lab's 3 s or a firewall's 3600 s)")
     packets_before: int = 0
     bytes_c2s_before: int = 0
     bytes_s2c_before: int = 0

@@ -10,11 +10,12 @@ from typing import Iterable, Iterator, Optional
 
 from .models import Connection, RstEvent, initial_ttl
 from .packet import ACK, addr_str
-from .tracker import (HANDSHAKE_NAMES, HS_COMPLETE, MASK32, _NO_WSCALE, Conn, RstRecord,
-                      Tracker, serial_diff)
+from .tracker import (HANDSHAKE_NAMES, HS_COMPLETE, HS_SYNACK, MASK32, _NO_WSCALE, Conn,
+                      RstRecord, Tracker, serial_diff)
 
 EXCERPT_BYTES = 64
 IP_ID_SEQUENCE_MAX = 1024
+GAP_FLOOR_S = 0.001  # gaps below a millisecond are all "back to back" for idle ratios
 RST_SEQ_CHANGE_MAX_S = 2.0
 MAX_WSCALE = 14
 
@@ -153,6 +154,19 @@ def _behind_data(rec: RstRecord) -> bool:
     return serial_diff(rec.seg.seq, rec.other_hiack) < 0
 
 
+def _silence(rec: RstRecord) -> tuple[Optional[float], Optional[float], Optional[float]]:
+    """The longer silence (before the RST, or before the packet it answered), the largest
+    gap before it, and their ratio."""
+    options = [(s, g) for s, g in ((rec.idle_before, rec.earlier_gap_before),
+                                    (rec.idle_trigger, rec.earlier_gap_trigger)) if s is not None]
+    if not options:
+        return None, None, None
+    silence, earlier = max(options, key=lambda o: o[0])
+    if earlier is None:
+        return silence, None, None
+    return silence, earlier, silence / max(earlier, GAP_FLOOR_S)
+
+
 def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[bytes, int],
               group: Optional[ConnRsts] = None) -> RstEvent:
     c, seg, side = rec.conn, rec.seg, rec.side
@@ -181,6 +195,7 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[byt
     ack_pos, ack_off = _ack_position(rec)
     trig = rec.trigger
     before_c2s, before_s2c = rec.bytes_before
+    silence, earlier_gap, silence_ratio = _silence(rec)
     return RstEvent(
         id=rec.id, capture=capture, frame=seg.frame, connection_id=c.id, connection=conn,
         claimed_sender=sender_name, time=seg.ts,
@@ -218,9 +233,11 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[byt
         synack_seen=rec.synack_seen,
         rst_answers_syn=(side == 1 and bool(seg.flags & ACK) and syn is not None
                          and not rec.synack_seen and seg.ack == (syn.seq + 1) & MASK32),
+        rst_answers_synack=(side == 0 and rec.synack_seen and rec.hs == HS_SYNACK),
         synack_after_rst=rec.synack_after,
         idle_before_s=rec.idle_before, idle_sender_s=rec.idle_sender,
         idle_before_trigger_s=rec.idle_trigger,
+        idle_silence_s=silence, earlier_gap_max_s=earlier_gap, idle_silence_ratio=silence_ratio,
         packets_before=rec.packets_before, bytes_c2s_before=before_c2s,
         bytes_s2c_before=before_s2c, payload_bytes_before=before_c2s + before_s2c,
         trigger_delta_s=seg.ts - trig.ts if trig is not None else None,
