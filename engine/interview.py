@@ -147,14 +147,21 @@ class Interview:
                                                choices or (spec.choices or () if spec else ()))
 
     def _choose(self, ranked, evidence) -> Optional[Question]:
-        """The most valuable question one answer to which changes the origin, the timing
-        pattern or the top diagnosis; None when no answer to any remaining question can change
-        the origin or the top diagnosis (the diagnosis is settled)."""
+        """The most valuable question that can change the origin, the timing pattern or the
+        top diagnosis, alone or as one of the two answers a rule still needs to lift another
+        diagnosis past the top; None when nothing can change the origin or the top diagnosis
+        that way (the diagnosis is settled)."""
         inf = self.inference
         current = outcome_of(self.kb, inf)
         pattern = inf.pattern
-        choice, decisive, tried = None, False, {}
+        near = self.outlook.near
+        choice, decisive, tried = None, bool(near), {}
         for question, _value in ranked:
+            if question.sets in near:
+                choice = choice or question
+                if decisive:
+                    return choice
+                continue
             if question.sets not in tried:
                 tried[question.sets] = self.lookahead.outcomes(
                     evidence, question.sets, self._values_for(question))
@@ -162,7 +169,8 @@ class Interview:
             if any(o != current for o, _p in outcomes):
                 decisive = True
                 choice = choice or question
-            elif choice is None and any(p != pattern for _o, p in outcomes):
+            elif choice is None and not current[2] and any(p != pattern for _o, p in outcomes):
+                # a pattern leads to diagnoses: worth asking while none is confident
                 choice = question
             if choice is not None and decisive:
                 return choice
@@ -352,56 +360,8 @@ class Interview:
         return build_verdict(self)
 
 
-class ResetChoice(BaseModel):
-    """A reset of the captures given to ``ask``, offered as the one to reason about."""
 
-    id: str
-    summary: str
-    origin: str
-
-
-def from_captures(kb, reasoner, capture: str, peer: Optional[str] = None, *,
-                  reset: Optional[str] = None, lang: str = "en",
-                  choose=None) -> Interview:
-    """An interview that starts from one reset's capture facts (``ask --capture [--peer]``).
-
-    With several resets: ``reset`` names one (``1:r3``); else ``choose(choices, default)``
-    (interactive front ends) returns the index to use; else the first reset that looks like a
-    middle device's (or the first) is taken, and a note says so."""
-    from facts.errors import UserError
-
-    from .analysis import gather
-
-    gathered = gather(capture, peer, kb)
-    jobs = gathered.jobs
-    names = f"{capture}" + (f" + {peer}" if peer else "")
-    if not jobs:
-        return Interview(kb, reasoner, lang=lang,
-                         notes=[f"{names}: no TCP reset in the capture(s); nothing measured to start from"])
-    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs])
-    choices = []
-    for (side, rst, _ev, _dual), inf in zip(jobs, inferences):
-        c = rst.connection
-        choices.append(ResetChoice(
-            id=f"{side.index}:{rst.id}", origin=inf.origin,
-            summary=f"frame {rst.frame}: {rst.flags} claimed by {rst.claimed_sender} "
-                    f"{c.client.ip}:{c.client.port} <-> {c.server.ip}:{c.server.port}"))
-    default = next((i for i, ch in enumerate(choices) if ch.origin == "middle_device"), 0)
-    notes = []
-    if reset is not None:
-        index = next((i for i, ch in enumerate(choices) if ch.id == reset), None)
-        if index is None:
-            raise UserError(f"{names}: no reset {reset!r}; the resets are "
-                            + ", ".join(ch.id for ch in choices[:20]))
-    elif len(choices) > 1 and choose is not None:
-        index = choose(choices, default)
-    else:
-        index = default
-        if len(choices) > 1:
-            why = ("the first that looks like a middle device's" if choices[index].origin ==
-                   "middle_device" else "none looks like a middle device's; the first")
-            notes.append(f"{names}: {len(choices)} resets; using {choices[index].id} ({why}); "
-                         f"pick another with --reset ID")
-    side, rst, ev, _dual = jobs[index]
-    detail = f"{rst.capture} reset {choices[index].id}, frame {rst.frame}"
-    return Interview(kb, reasoner, lang=lang, base_evidence=ev, base_detail=detail, notes=notes)
+def from_captures(kb, reasoner, capture: str, peer: Optional[str] = None, **options) -> Interview:
+    """An interview starting from one reset's capture facts (see engine.interview_capture)."""
+    from .interview_capture import from_captures as _from_captures
+    return _from_captures(kb, reasoner, capture, peer, **options)

@@ -12,20 +12,31 @@ possible; an *open* one is pending and names the open fields it needs (the open 
 the branches that can still make it true).
 
 **Question value.** A pending rule's value is ``|cf| × (weight(conclusion) +
-demand(conclusion))``. The weight says how much the conclusion is the outcome: an origin
-counts 1 while the origin can still change (0 once it cannot); a sub-type counts by its
-closeness to the top diagnosis, ``1 - (cf(top) - cf(it))``, and 0 when even its greatest
-certainty cannot pass the top; patterns and findings count only through demand, which is
-half the summed value of the pending rules that read them as a concluded premise (computed
-from the highest level down, so a question that establishes a pattern inherits the value of
-the diagnoses waiting on that pattern). A question's value is the summed value of the
-pending rules that need its field; the next question is the most valuable one, ties broken
-by KB order. The rule contributing most to it is *the rule being pursued* (WHY).
+demand(conclusion))``, shared equally among the requirements it still needs at least (all of
+an ``all``, the cheapest alternative of an ``any``; open fields and open concluded premises
+alike), so a question that completes a rule counts more than one of several still missing.
+The weight says how much the conclusion is the outcome: an origin counts 1 while its bounds
+still allow another origin (0 once they cannot); a sub-type counts by its closeness to the top
+diagnosis, ``1 - (cf(top) - cf(it))``, and 0 when even its greatest certainty cannot pass the
+top or it cannot be shown under a settled origin; patterns and findings count only through
+demand: 0.8 × the shares of the pending rules that read them as a concluded premise
+(computed from the highest level down, so a question that establishes a pattern inherits the
+value of the diagnoses waiting on that pattern). A question's value is the sum of the shares
+of the pending rules that need its field; ties are broken by KB order. The rule contributing
+most to it is *the rule being pursued* (WHY), and the pending rules waiting on that rule's
+conclusion are the levels above it.
 
-**Stopping.** After the look-ahead ranks the questions, every answer each valuable question
-allows is tried (one more inference each, pure-Python path): yes and no, every choice, and
-one number per region the KB's thresholds on that field cut out. When no single answer to any
-remaining question changes the origin or the top diagnosis, the interview stops.
+**Choosing and stopping.** The outcome is the origin, the top diagnosis (as ``analyze``
+shows it), whether that diagnosis is confident enough for its fixes (cf >= 0.3) and whether it
+leads the runner-up by 0.1. Going down the value ranking, each question's possible answers are
+tried one at a time (one pure-Python inference each): yes and no, every choice, one number per
+region that the KB's thresholds on the field cut out. The question asked is the most valuable
+one that either (a) changes the outcome with one answer, (b) changes the timing pattern with
+one answer while no diagnosis is confident (a pattern is the step towards a diagnosis), or
+(c) is one of at most two answers a pending rule still needs to lift another diagnosis (one
+consistent with the origin) past the top — pairs that one-answer trials cannot see. The
+interview stops when no remaining question can change the outcome by (a) or (c); questions
+already answered, answered "unknown", or known from a capture or a paste are never asked.
 """
 from __future__ import annotations
 
@@ -64,6 +75,7 @@ class Outlook:
     field_value: dict[str, float]
     origin_can_change: bool
     top: Optional[str]
+    near: set[str] = field(default_factory=set)  # fields of two-answer paths past the top
 
 
 def outcome_of(kb, inference) -> tuple[str, Optional[str], bool, bool]:
@@ -172,7 +184,8 @@ class Lookahead:
                 weight[cid] = 1.0 if origin_can_change else 0.0
             elif kind == "subtype":
                 cf, high = max(inference.cf(cid), 0.0), bounds[cid][1]
-                if cid != top and high <= top_cf + EPS:
+                if (cid != top and high <= top_cf + EPS) or \
+                        not _fits_origin(cid, inference.origin, origin_can_change):
                     weight[cid] = 0.0
                 else:
                     weight[cid] = max(0.0, 1.0 - (top_cf - cf))
@@ -193,7 +206,29 @@ class Lookahead:
             for name in ro.needs:
                 field_value[name] = field_value.get(name, 0.0) + ro.value / ro.cost
         ordered = [outlooks[i] for i in range(len(rules))]
-        return Outlook(ordered, bounds, weight, demand, field_value, origin_can_change, top)
+        near = self._near(ordered, inference, top, top_cf)
+        return Outlook(ordered, bounds, weight, demand, field_value, origin_can_change, top, near)
+
+    def _near(self, outlooks: list[RuleOutlook], inference, top: Optional[str],
+              top_cf: float) -> set[str]:
+        """Fields of pending rules at most two answers from firing whose firing alone would
+        lift another diagnosis past the top (one-step simulation misses these pairs)."""
+        kb, out = self.kb, set()
+        for ro in outlooks:
+            rule = kb.rules[ro.index]
+            cid = rule.conclude.id
+            concl = kb.conclusions.get(cid)
+            if ro.truth is not OPEN or ro.cost > 2 or rule.conclude.cf <= 0 or cid == top \
+                    or concl is None or concl.kind != "subtype" \
+                    or not _fits_origin(cid, inference.origin, False):
+                continue
+            strength = min([inference.cf(c.concluded) for c in _clits(self.nnf[ro.index])
+                            if not c.negated and inference.cf(c.concluded) >= c.min_cf - EPS]
+                           + [1.0])
+            lifted = certainty.combine(max(inference.cf(cid), 0.0), rule.conclude.cf * strength)
+            if lifted > top_cf + EPS:
+                out |= ro.needs
+        return out
 
     def _bounds(self, cid: str, outlooks: dict[int, RuleOutlook], strengths) -> tuple[float, float]:
         rules = self.kb.rules
@@ -259,6 +294,21 @@ class Lookahead:
             inference = self.reasoner.build(trial, strengths, order)
             out.append((outcome_of(self.kb, inference), inference.pattern))
         return out
+
+
+def _fits_origin(subtype: str, origin: str, origin_can_change: bool) -> bool:
+    """Whether a diagnosis can be shown under the origin (``diagnoses_for``'s filter)."""
+    if origin_can_change or origin == "undetermined":
+        return True
+    return subtype.startswith("endpoint.") == (origin == "endpoint")
+
+
+def _clits(node: Node) -> list[CLit]:
+    if isinstance(node, CLit):
+        return [node]
+    if isinstance(node, Lit):
+        return []
+    return [c for child in node.items for c in _clits(child)]
 
 
 def _lits(node: Node) -> list[Lit]:

@@ -1,8 +1,10 @@
 """rstsleuth ask: guided diagnosis without (or on top of) a capture.
 
 Questions come from the KB, chosen by ``engine.interview``; answers are typed, replayed from
-``--answers FILE.yaml`` (question id -> answer, or a list of {question, answer}), or read
-line by line from a non-terminal stdin (EOF = quit, then the verdict with what is known).
+``--answers FILE.yaml`` (question id -> answer, or a list of {question, answer}; a question
+the file does not answer is asked on the terminal, or taken as unknown when stdin is not
+one), or read line by line from a non-terminal stdin (EOF = quit, then the verdict with what
+is known). After the verdict, ``how ID`` / ``why-not ID`` lines are still read.
 Pasted output ends with a line holding a single ``.`` (or EOF). The dialogue goes to stdout,
 or to stderr with ``--format json`` so that stdout is one JSON document.
 """
@@ -171,6 +173,10 @@ def interview_loop(iv, lines: Lines, out, replay: Optional[Replay] = None,
                                    else "unknown" if answer is None else str(answer)))
                 if reply.kind == "error":  # checked at load; a paste may still not decide
                     raise UserError(f"{replay_name}: {question.id}: {reply.lines[0]}")
+                continue
+            if not lines.tty:  # the file is what the engineer knows; the rest is unknown
+                _say(out, [f"> unknown   [not in {replay_name}]"])
+                iv.handle("unknown")
                 continue
         line = lines.read()
         if line is None:
