@@ -303,3 +303,21 @@ def test_convert_accepts_pcap_input(tmp_path):
     orig = list(open_capture(src).records())
     assert [(r[2], r[3], r[4]) for r in recs] == [(r[2], r[3], r[4]) for r in orig]
     assert all(abs(a[1] - b[1]) < 1e-6 for a, b in zip(recs, orig))
+
+
+def test_many_corrupt_buffers_still_one_warning(tmp_path):
+    pkts = _packets(60)
+    path = write_pktmon_etl(tmp_path / "m.etl", pkts, compressed=True, buffer_size=1024)
+    data = bytearray(Path(path).read_bytes())
+    off = int.from_bytes(data[0:4], "little")
+    damaged = 0
+    while off + 80 < len(data):
+        size = int.from_bytes(data[off:off + 4], "little")
+        if damaged < 3:
+            data[off + 72:off + 80] = b"\xff" * 8
+            damaged += 1
+        off += size
+    Path(path).write_bytes(bytes(data))
+    cap, recs = _read(path)
+    assert len(cap.warnings) == 1 and "and 2 more like it" in cap.warnings[0], cap.warnings
+    assert 0 < len(recs) < 60

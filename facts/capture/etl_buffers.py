@@ -122,7 +122,10 @@ class EtlFile:
 
     def __init__(self, path: str):
         self.path = str(path)
-        self.problems: list[str] = []
+        # One line per kind of damage -- the file cut short, or corrupt data (a bad buffer
+        # header, compressed stream or event size): the first occurrence's text and how
+        # many there were.
+        self._problems: dict[str, list] = {}
         with open_checked(self.path) as f:
             self.file_size = os.fstat(f.fileno()).st_size
             head = f.read(BUFFER_HEADER)
@@ -135,11 +138,20 @@ class EtlFile:
             first = f.read(first_size)
         self.clock, self.info = parse_logfile_header(first, self.path)
         self.buffers = self._index()
-        self.index_problems = list(self.problems)
+        self._index_problems = {k: list(v) for k, v in self._problems.items()}
 
     def _problem(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
+        kind = "cut" if "cut short" in text else "corrupt"
+        seen = self._problems.get(kind)
+        if seen is None:
+            self._problems[kind] = [text, 1]
+        else:
+            seen[1] += 1
+
+    @property
+    def problems(self) -> list[str]:
+        return [text if n == 1 else f"{text} (and {n - 1} more like it)"
+                for text, n in self._problems.values()]
 
     def _index(self):
         """(file offset, header tuple) of every buffer, from the headers alone."""
@@ -201,8 +213,11 @@ class EtlFile:
             self._problem(f"file cut short inside buffer at offset {off}"
                           f" ({len(raw) + BUFFER_HEADER} of {size} bytes); events after the"
                           f" cut are lost")
-        end = used if BUFFER_HEADER < used <= size else saved if BUFFER_HEADER < saved <= size \
-            else size
+        # Offset is the filled length in the files we have seen (SavedOffset there points at
+        # the last event); take the larger plausible one -- the walk stops at the 0xFF
+        # filler of an unused tail anyway, so reading too far costs nothing.
+        ends = [e for e in (used, saved) if BUFFER_HEADER < e <= size]
+        end = max(ends) if ends else size
         return raw[:end - BUFFER_HEADER]
 
     def _stream(self, entries, walk, proc, state, progress):
@@ -223,7 +238,7 @@ class EtlFile:
         buffers, merged across processor streams by timestamp (each item's first element).
         ``new_state()`` makes the walker's state for one stream; ``progress(offset)`` is told
         the end of each buffer read. Returns (iterator, states)."""
-        self.problems = list(self.index_problems)
+        self._problems = {k: list(v) for k, v in self._index_problems.items()}
         streams: dict[int, list] = {}
         for off, hdr in self.buffers:
             streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
