@@ -108,14 +108,20 @@ class RstSleuthApp(App):
     selected: reactive[Optional[str]] = reactive(None)
 
     def __init__(self, session: Session, *, lang: str = "en", watch_kb: bool = True,
-                 start: Optional[str] = None):
+                 start: Optional[str] = None, cursor_blink: bool = True):
         super().__init__()
+        self.cursor_blink = cursor_blink  # off for snapshot tests
         self.session = session
         self.set_reactive(RstSleuthApp.lang, lang)
         self.watch_kb = watch_kb
         self._start = start or ("resets" if session.report is not None else "interview")
         if session.report is not None and session.report.resets:
             self.set_reactive(RstSleuthApp.selected, session.report.resets[0].id)
+
+    def steady(self, screen) -> None:
+        """Apply the app's cursor-blink setting to a screen's text inputs."""
+        for widget in screen.query("Input, TextArea"):
+            widget.cursor_blink = self.cursor_blink
 
     def get_default_screen(self):
         from .screens.resets import ResetsScreen

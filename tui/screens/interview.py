@@ -54,6 +54,7 @@ class InterviewScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.app.steady(self)
         self.watch(self.app, "lang", self._lang_changed, init=False)
         self.watch(self.app, "kb_version", lambda _v: self.restart(replay=True), init=False)
         self.query_one("#paste", TextArea).display = False

@@ -103,6 +103,7 @@ class ResetsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.app.steady(self)
         self.watch(self.app, "lang", self._lang_changed, init=False)
         self.watch(self.app, "kb_version", lambda _v: self.load(), init=False)
         self.load()
