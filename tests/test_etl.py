@@ -321,3 +321,24 @@ def test_many_corrupt_buffers_still_one_warning(tmp_path):
     cap, recs = _read(path)
     assert len(cap.warnings) == 1 and "and 2 more like it" in cap.warnings[0], cap.warnings
     assert 0 < len(recs) < 60
+
+
+def test_pktmon_wifi_only_packet_waits_then_keeps_its_drop(tmp_path):
+    """A packet seen only in its 802.11 form is held briefly for a better copy, then yielded
+    in order; a drop logged while it waits names its frame (and, being an Ethernet copy,
+    supplies the bytes)."""
+    pkts = _packets(6)
+    path = write_pktmon_etl(tmp_path / "wd.etl", pkts, components=1, wifi_first=True,
+                            drops={3: (77, 5)})
+    cap, recs = _read(path)
+    assert [r[0] for r in recs] == list(range(1, 7))
+    for k, (rec, p) in enumerate(zip(recs, pkts)):
+        if p.direction == "in" and k != 3:
+            assert rec[2] == 105 and rec[3] == to_80211(p.data)[:128]
+        else:
+            assert rec[2] == 1 and rec[3] == p.data[:128]
+        assert abs(rec[1] - p.seconds) < 1.5e-7
+    assert pkts[3].direction == "in"
+    assert [(d.frame, d.component, d.reason) for d in cap.drops] == [(4, 77, 5)]
+    segs = list(iter_packets(cap))
+    assert len(segs) == 5            # the 802.11-only packet is Protected: not decodable
