@@ -342,3 +342,30 @@ def test_pktmon_wifi_only_packet_waits_then_keeps_its_drop(tmp_path):
     assert [(d.frame, d.component, d.reason) for d in cap.drops] == [(4, 77, 5)]
     segs = list(iter_packets(cap))
     assert len(segs) == 5            # the 802.11-only packet is Protected: not decodable
+
+
+def test_damaged_files_never_raise_beyond_capture_error(tmp_path):
+    import random
+    sources = [
+        Path(write_ndis_etl(tmp_path / "f1.etl", _mixed_links(), compressed=True,
+                            fragment_size=100, processors=2, buffer_size=2048)).read_bytes(),
+        Path(write_pktmon_etl(tmp_path / "f2.etl", _packets(30), buffer_size=2048,
+                              drops={3: (1, 2)}, wifi_first=True)).read_bytes(),
+    ]
+    target = tmp_path / "fz.etl"
+    for seed in range(80):
+        rnd = random.Random(seed)
+        data = bytearray(rnd.choice(sources))
+        if seed % 3 == 0:
+            data = data[:rnd.randrange(len(data))]
+        else:
+            for _ in range(rnd.randrange(1, 12)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+        target.write_bytes(bytes(data))
+        try:
+            cap = open_capture(target)
+        except CaptureError:
+            continue
+        recs = list(cap.records())
+        assert len(cap.warnings) <= 3
+        assert all(isinstance(r[3], bytes) and r[4] >= len(r[3]) for r in recs)
