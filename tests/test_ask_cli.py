@@ -121,3 +121,22 @@ def test_missing_answers_file_and_peer_without_capture():
     assert result.returncode == 2 and "cannot read answers file" in result.stderr
     result = ask("--peer", str(ROOT / "examples" / "endpoint_reset.pcap"))
     assert result.returncode == 2 and "--peer needs --capture" in result.stderr
+
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def test_several_resets_take_the_first_and_say_so_or_the_one_named():
+    capture = CORPUS / "07_refused_x3_retries.pcapng"
+    if not capture.exists():
+        pytest.skip(f"corpus capture absent: {capture}")
+    result = ask("--capture", str(capture), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert any("3 resets; using 1:r1" in n for n in verdict["notes"])
+    assert "3 resets; using 1:r1" in result.stderr
+    named = ask("--capture", str(capture), "--reset", "1:r3", "--format", "json")
+    assert named.returncode == 0, named.stderr
+    assert "reset 1:r3" in json.loads(named.stdout)["capture"]
+    bad = ask("--capture", str(capture), "--reset", "1:r99")
+    assert bad.returncode == 2 and "no reset '1:r99'" in bad.stderr

@@ -201,6 +201,12 @@ def after_verdict(iv, lines: Lines, out) -> None:
             _say(out, [f"> {line}"])
         if not line.strip():
             continue
+        word = line.strip().split(" ", 1)[0].lower()
+        if word not in ("how", "why-not", "whynot", "why_not", "why", "quit", "exit", "q", "help",
+                        "h"):
+            from engine.interview_text import t
+            _say(out, [t("finished_commands", iv.lang)])
+            continue
         reply = iv.handle(line)
         if reply.kind == "quit":
             return
