@@ -140,3 +140,21 @@ def test_several_resets_take_the_first_and_say_so_or_the_one_named():
     assert "reset 1:r3" in json.loads(named.stdout)["capture"]
     bad = ask("--capture", str(capture), "--reset", "1:r99")
     assert bad.returncode == 2 and "no reset '1:r99'" in bad.stderr
+
+
+def test_pasted_log_on_stdin_ends_at_a_dot_and_sets_its_fields():
+    log = (ROOT / "tests" / "data" / "pasted" / "fw_fortigate.log").read_text(encoding="utf-8")
+    garbage = "hello\nworld\n.\n"  # not a firewall log: one error line, asked again
+    result = ask("--format", "json", input="unknown\n" + garbage + log.rstrip("\n") + "\n.\n")
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    pasted = {f["field"]: f for f in verdict["facts"] if f["source"] == "paste"}
+    assert pasted["path_has_firewall"]["value"] is True
+    assert pasted["path_has_firewall"]["question"] == "q.firewall_log"
+    assert pasted["path_has_nat"]["detail"] == "firewall_log"
+    assert "pasted firewall_log: " in result.stderr  # the parse error, shown once
+    assert [a["question"] for a in verdict["answers"]][:2] == ["q.dual_peer_sent_rst",
+                                                              "q.firewall_log"]
+    # never asked again: the paste already answered these
+    asked = [a["question"] for a in verdict["answers"]]
+    assert "q.path_has_firewall" not in asked and "q.path_has_nat" not in asked
