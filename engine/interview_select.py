@@ -158,7 +158,7 @@ class Lookahead:
         bounds: dict[str, tuple[float, float]] = {}
         outlooks: dict[int, RuleOutlook] = {}
         done: dict[str, int] = {cid: 0 for cid in self.by_conclusion}
-        strengths = {j.rule_id: j.cf for j in inference.fired} if open_fields else {}
+        strengths = {j.rule_id: j.cf for j in inference.fired}
         for index in self.order:
             node = self.nnf[index]
             truth = self._truth(node, evidence, open_fields, bounds)

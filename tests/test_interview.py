@@ -242,3 +242,38 @@ def test_chinese_interview(kb, reasoner):
     verdict = iv2.verdict()
     assert verdict.lang == "zh" and verdict.top_diagnosis.title == \
         kb.conclusions["firewall.idle_timeout"].title.zh
+
+
+def test_verdict_json_validates_against_its_schema(kb, reasoner):
+    import jsonschema
+
+    from engine.interview_verdict import verdict_json_schema
+    from engine.report_model import Diagnosis, FixOut
+    verdict = scripted(kb, reasoner, load("firewall_idle_timeout")).verdict()
+    jsonschema.validate(verdict.to_json_dict(), verdict_json_schema())
+    # the same objects analyze reports
+    assert isinstance(verdict.top_diagnosis, Diagnosis)
+    assert all(isinstance(f, FixOut) for f in verdict.fixes)
+    assert verdict.to_json_dict()["schema"] == "rstsleuth.ask/1"
+
+
+def test_parameter_question_picks_the_per_application_fixes(kb, reasoner):
+    answers = {k: v for k, v in load("firewall_idle_timeout").items() if k != "q.server_port"}
+    iv = Interview(kb, reasoner)
+    phases = []
+    while not iv.finished:
+        phases.append(iv.phase)
+        if iv.phase == "parameter":
+            assert iv.current.id == "q.server_port"
+            assert iv.why().parameter == "conn_server_port"
+            iv.answer("22")
+        else:
+            iv.answer(answers.get(iv.current.id, "unknown"))
+    assert phases[-1] == "parameter" and phases.count("parameter") == 1
+    verdict = iv.verdict()
+    ssh = {f.id for f in kb.fixes.values() if f.ports == [22]}
+    sql = {f.id for f in kb.fixes.values() if f.ports == [1433]}
+    ids = {f.id for f in verdict.fixes}
+    assert ids & ssh and not ids & sql
+    text = "\n".join(f.text for f in verdict.fixes)
+    assert "3600" in text and "{idle_s}" not in text  # idle answered in the diagnosis phase
