@@ -15,6 +15,9 @@ from .models import Connection, RstEvent, initial_ttl
 
 CYCLE_MIN_RESETS = 3            # a "cycle" needs at least this many resets with one period
 CYCLE_TOLERANCE = 0.05          # periods within 5 % (or 2 s) of their median
+# A timer's period: resets that all come a few milliseconds into each connection (every SYN-ACK
+# reset, every request refused) share a "lifetime" without any timer behind it.
+CYCLE_MIN_PERIOD_S = 1.0
 BURST_WINDOW_S = 1.0            # "within the same second"
 RATE_WINDOW_S = 1.0             # SYN rate measured over the preceding second
 EPHEMERAL_PORTS = 16384         # IANA dynamic range size (49152-65535)
@@ -45,7 +48,7 @@ def _cycle(values: list[float]) -> Optional[float]:
     if len(values) < CYCLE_MIN_RESETS:
         return None
     med = statistics.median(values)
-    if med <= 0:
+    if med < CYCLE_MIN_PERIOD_S:
         return None
     if all(abs(v - med) <= max(2.0, CYCLE_TOLERANCE * med) for v in values):
         return med
