@@ -17,6 +17,7 @@ from .i18n import t
 
 # column index of the fields the filter reads
 ORIGIN, PATTERN, SUBTYPE = 4, 6, 7
+FILTER_DELAY_S = 0.15
 FILTER_KEYS = {"origin": (ORIGIN,), "o": (ORIGIN,), "pattern": (PATTERN,), "p": (PATTERN,),
                "sub": (SUBTYPE,), "subtype": (SUBTYPE,), "s": (SUBTYPE,)}
 
@@ -67,8 +68,13 @@ def parse_filter(text: str) -> Optional[Callable[[tuple], bool]]:
         return None
 
     def predicate(row: tuple) -> bool:
+        # the filtered columns hold lower-case ids (or None): no conversion per row
         for cols, value in terms:
-            if not any(row[c] is not None and value in str(row[c]).lower() for c in cols):
+            for c in cols:
+                cell = row[c]
+                if cell is not None and value in cell:
+                    break
+            else:
                 return False
         return True
     return predicate
@@ -92,6 +98,8 @@ def findings_text(report: Optional[Report], lang: str) -> str:
 
 class ResetsScreen(Screen):
     BINDINGS = bindings("resets")
+    _filter_timer = None
+    _filter_words: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -135,12 +143,25 @@ class ResetsScreen(Screen):
             t(self.app.lang, "shown", shown=len(table.view), total=len(table.rows)))
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        # filter once typing pauses, not per keystroke (100k rows take ~0.1 s a pass)
         if event.input.id == "filter":
-            self.table.set_filter(parse_filter(event.value))
-            self._status()
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+            self._filter_timer = self.set_timer(FILTER_DELAY_S, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        text = self.query_one("#filter", Input).value
+        if text.split() != self._filter_words:
+            self._filter_words = text.split()
+            self.table.set_filter(parse_filter(text))
+        self._status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+                self._apply_filter()
             self.table.focus()
 
     def on_virtual_table_row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
@@ -155,7 +176,11 @@ class ResetsScreen(Screen):
         self.query_one("#filter", Input).focus()
 
     def action_clear_filter(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
         self.query_one("#filter", Input).value = ""
+        self._filter_words = []
         self.table.set_filter(None)
         self._status()
 

@@ -70,35 +70,40 @@ class VirtualTable(ScrollView, can_focus=True):
         self.sort_column: Optional[int] = None
         self.sort_reverse = False
         self._predicate: Optional[Callable[[tuple], bool]] = None
+        self._filtered: Optional[list[int]] = None
 
     # ------------------------------------------------------------------ data
     def set_rows(self, keys: list[str], rows: list[tuple]) -> None:
         self.keys, self.rows = keys, rows
-        self.apply()
+        self._position = None
+        self.apply(refilter=True)
 
     def set_filter(self, predicate: Optional[Callable[[tuple], bool]]) -> None:
         self._predicate = predicate
-        self.apply()
+        self.apply(refilter=True)
 
     def sort_by(self, column: Optional[int], reverse: bool = False) -> None:
         self.sort_column, self.sort_reverse = column, reverse
         self.apply()
 
-    def apply(self) -> None:
-        """Recompute the view (filter, then stable sort), keeping the highlighted row."""
+    def apply(self, refilter: bool = False) -> None:
+        """Recompute the view (filter, then stable sort), keeping the highlighted row.
+        The filtered rows are kept, so a sort does not filter again."""
         current = self.current_key
-        pred = self._predicate
-        rows = self.rows
-        view = list(range(len(rows))) if pred is None else [i for i, r in enumerate(rows) if pred(r)]
+        pred, rows = self._predicate, self.rows
+        if refilter or getattr(self, "_filtered", None) is None:
+            self._filtered = (list(range(len(rows))) if pred is None
+                              else [i for i, r in enumerate(rows) if pred(r)])
+        view = list(self._filtered)
         if self.sort_column is not None:
             col = self.sort_column
             view.sort(key=lambda i: _sort_key(rows[i][col]), reverse=self.sort_reverse)
         self.view = view
         self.virtual_size = Size(sum(c.width + 1 for c in self.columns), len(view) + 1)
         where = 0
-        if current is not None:
-            index = {self.keys[i]: n for n, i in enumerate(view)}.get(current) if view else None
-            where = index or 0
+        if current is not None and view:
+            keys = self.keys
+            where = next((n for n, i in enumerate(view) if keys[i] == current), 0)
         self.cursor = where
         self.refresh()
 
