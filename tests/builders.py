@@ -207,7 +207,9 @@ def merge(*record_lists: Iterable[tuple[float, bytes]]) -> list[tuple[float, byt
 
 def to_pcap(records: Iterable[tuple[float, bytes]], *, linktype: int = dpkt.pcap.DLT_EN10MB,
             snaplen: int = 65535) -> bytes:
-    """Classic pcap bytes (microsecond timestamps) of ``(time, frame)`` records."""
+    """Classic pcap bytes (microsecond timestamps) of ``(time, frame)`` records. Frames longer
+    than ``snaplen`` are cut to it with their original length kept in the record header, as
+    ``tcpdump -s`` does."""
     out = io.BytesIO()
     write_pcap(out, records, linktype=linktype, snaplen=snaplen)
     return out.getvalue()
@@ -215,7 +217,12 @@ def to_pcap(records: Iterable[tuple[float, bytes]], *, linktype: int = dpkt.pcap
 
 def write_pcap(fileobj, records: Iterable[tuple[float, bytes]], *,
                linktype: int = dpkt.pcap.DLT_EN10MB, snaplen: int = 65535) -> None:
-    writer = dpkt.pcap.Writer(fileobj, snaplen=snaplen, linktype=linktype)
+    fileobj.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
     for ts, frame in records:
-        writer.writepkt(frame, ts=ts)
+        sec = int(ts)
+        usec = int(round((ts - sec) * 1e6))
+        if usec >= 1_000_000:
+            sec, usec = sec + 1, usec - 1_000_000
+        kept = frame[:snaplen]
+        fileobj.write(struct.pack("<IIII", sec, usec, len(kept), len(frame)) + kept)
     fileobj.flush()

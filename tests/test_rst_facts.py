@@ -195,3 +195,16 @@ def test_capture_info_counts(tmp_path):
     assert info.last_time == pytest.approx(1_700_000_001.01)
     assert info.link_types == [1] and info.warnings == []
     assert [c.id for c in ex.connections] == ["c1"] and ex.rsts[0].id == "r1"
+
+
+def test_snaplen_cut_trigger_keeps_its_real_length(tmp_path):
+    conv = windows_server_conv()
+    conv.handshake()
+    conv.data("client", b"POST /upload HTTP/1.1\r\n" + b"A" * 1200, dt=0.1)
+    conv.send("server", "RA", dt=0.01, ttl=250, forged=True)
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(to_pcap(conv.records, snaplen=96))
+    (rst,) = extract(path).rsts
+    assert rst.trigger_len == 1223 and rst.largest_segment_before == 1223
+    assert rst.trigger_excerpt.startswith("POST /upload HTTP/1.1\\x0d\\x0aAAA")
+    assert rst.bytes_c2s_before == 1223 and rst.seq_position == "exact"
