@@ -219,7 +219,8 @@ def test_capture_facts_are_never_asked(kb, reasoner):
     while not iv.finished:
         assert iv.current.sets not in captured, iv.current.id
         asked.append(iv.current.id)
-        iv.answer("unknown")
+        iv.answer({"q.path_has_firewall": "yes", "q.path_has_nat": "no"}.get(iv.current.id,
+                                                                            "unknown"))
     assert iv.how("ttl_matches_baseline").source == "capture"
     verdict = iv.verdict()
     assert verdict.origin == "middle_device" and verdict.capture
