@@ -11,6 +11,18 @@ the top diagnosis), and answers WHY / HOW / WHY-NOT from data. Front ends call
 After the diagnosis is settled, at most two *parameter* questions follow when the verdict's
 fixes need them (the server port picks per-application fixes; the idle time sets the
 keepalive and timeout numbers), again only when not already known.
+
+API (shared by ``tui/commands/ask.py`` and the TUI)::
+
+    iv = Interview(kb, reasoner, lang="en")            # or from_captures(kb, reasoner, pcap, peer,
+                                                       #    reset=None, lang=, choose=None)
+    iv.current      -> Question | None (None: finished); iv.phase: diagnosis | parameter | done
+    iv.handle(line) -> Reply(kind, lines, step)        # answers and every command
+    iv.answer(text, question=None) -> Step             # raises facts.answers.AnswerError
+    iv.back() / iv.quit() / iv.why() -> WhyStep / iv.why_chain() / iv.how(x) / iv.why_not(id)
+    iv.inference, iv.outlook, iv.ranked(), iv.evidence, iv.steps, iv.transcript()
+    iv.verdict()    -> engine.interview_verdict.Verdict (rstsleuth.ask/1)
+    engine.interview_text.question_lines(q, lang, n) / render_why / render_how / render_whynot
 """
 from __future__ import annotations
 
