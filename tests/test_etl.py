@@ -369,3 +369,9 @@ def test_damaged_files_never_raise_beyond_capture_error(tmp_path):
         recs = list(cap.records())
         assert len(cap.warnings) <= 3
         assert all(isinstance(r[3], bytes) and r[4] >= len(r[3]) for r in recs)
+
+
+def test_trace_without_packet_events_says_so(tmp_path):
+    cap, recs = _read(write_ndis_etl(tmp_path / "empty.etl", []))
+    assert recs == [] and cap.format == "etl"
+    assert len(cap.warnings) == 1 and "no packet events" in cap.warnings[0]

@@ -128,6 +128,11 @@ class EtlCapture(Capture):
 
     def _finish(self, stats) -> None:
         self.warnings.extend(self.etl.problems)
+        if not self.events_read and not self.warnings:
+            self.warnings.append(
+                "no packet events in this trace (neither Microsoft-Windows-PktMon nor"
+                " Microsoft-Windows-NDIS-PacketCapture): record with 'pktmon start -c' or"
+                " 'netsh trace start capture=yes'")
         if stats["orphan"] or stats["incomplete"]:
             self.warnings.append(
                 f"NDIS packet fragments lost: {stats['incomplete']} packets incomplete"
