@@ -3,9 +3,11 @@
 Standalone (standard library only). It plays a list of steps given as JSON and prints one JSON
 line per step with the wall-clock time and the outcome, so the lab records what the application
 saw (ECONNRESET, ECONNREFUSED, a timeout) next to the captures. Steps:
-``connect`` (host, port, timeout, keepalive [idle, intvl, cnt]), ``send`` (data), ``recv``
-(timeout), ``sleep`` (s), ``mark`` (tag: tells the lab runner a point was reached), ``wait_go``
-(blocks until the runner writes a line on stdin), ``close``. After an error the steps up to the
+``connect`` (host, port, timeout, keepalive [idle, intvl, cnt], keep_previous: hold the
+previous connection open instead of closing it), ``send`` (data), ``recv`` (timeout),
+``recv_held`` (timeout: one read on every held connection, one line each), ``sleep`` (s),
+``mark`` (tag: tells the lab runner a point was reached), ``wait_go`` (blocks until the runner
+writes a line on stdin), ``close``. After an error the steps up to the
 next ``connect`` are skipped: the application gave up on that connection.
 """
 from __future__ import annotations
@@ -50,18 +52,23 @@ def run(steps: list[dict]) -> None:
     sock = None
     conn = 0
     failed = False
+    held: list[tuple[int, socket.socket]] = []  # earlier connections kept open
     for index, step in enumerate(steps):
         op = step["op"]
         if op == "connect":
             conn += 1
             failed = False
-        elif failed and op not in ("sleep", "mark", "wait_go"):
+        elif failed and op not in ("sleep", "mark", "wait_go", "recv_held"):
             continue
         record = {"step": index, "op": op, "conn": conn}
         try:
             if op == "connect":
                 if sock is not None:
-                    sock.close()
+                    if step.get("keep_previous"):
+                        held.append((conn - 1, sock))
+                    else:
+                        sock.close()
+                sock = None
                 sock = connect(step)
                 local = sock.getsockname()
                 record.update(local_ip=local[0], local_port=local[1])
@@ -74,6 +81,9 @@ def run(steps: list[dict]) -> None:
                 if not data:
                     raise ConnectionError(errno.ENOTCONN, "EOF")
                 record["data"] = data.decode(errors="replace").strip()
+            elif op == "recv_held":
+                for number, other in held:
+                    emit(**read_held(number, other, step.get("timeout", 3.0), index))
             elif op == "sleep":
                 time.sleep(step["s"])
             elif op == "mark":
@@ -90,6 +100,21 @@ def run(steps: list[dict]) -> None:
         emit(**record)
     if sock is not None:
         sock.close()
+    for _, other in held:
+        other.close()
+
+
+def read_held(number: int, sock: socket.socket, timeout: float, index: int) -> dict:
+    record = {"step": index, "op": "recv", "conn": number}
+    try:
+        sock.settimeout(timeout)
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError(errno.ENOTCONN, "EOF")
+        record.update(ok=True, data=data.decode(errors="replace").strip())
+    except (OSError, ConnectionError) as exc:
+        record.update(ok=False, error="EOF" if str(exc).endswith("EOF") else error_name(exc))
+    return record
 
 
 def main() -> int:

@@ -25,6 +25,9 @@ LB_TIMEOUT_S = 2
 # has not yet noticed would: its own FIN would otherwise race HAProxy's RST.
 _LINGER = {"op": "sleep", "s": 0.5}
 HEALTH_PORT = 8081
+# Sessions held open through the proxy when its backend goes down: a health-check failure
+# takes every session on the backend with it, and the burst is what tells it apart.
+BACKEND_SESSIONS = 5
 
 
 def _haproxy_config(ctx: Context, server_line_extra: str, timeouts: str) -> str:
@@ -116,16 +119,25 @@ def lb_backend_down(ctx: Context) -> Plan:
                          "starts dropping the checks.")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
-        return _proxy_expected(
+        fields = _proxy_expected(
             ctx, scenario_map_says="middle_device: Load Balancer / Health Check Failure",
-            notes=["HAProxy marks the backend down when a health check times out and, with "
-                   "'on-marked-down shutdown-sessions', kills the sessions on it: FIN then RST "
-                   "to the client (which reads EOF), RST alone to the server. The server capture also holds the health "
-                   f"checks to port {HEALTH_PORT}, which HAProxy itself closes with RSTs."])
-    steps = [{"op": "connect", "host": ctx.ip("lb", "r1"), "port": SERVER_PORT},
-             {"op": "send", "data": "login"}, {"op": "recv"},
-             {"op": "mark", "tag": "backend_fails"}, {"op": "wait_go"},
-             {"op": "recv", "timeout": 5}, _LINGER]
+            notes=[f"{BACKEND_SESSIONS} client sessions are open through HAProxy. It marks the "
+                   "backend down when a health check times out and, with 'on-marked-down "
+                   "shutdown-sessions', kills every session on it within the same millisecond: "
+                   "FIN then RST to the client (which reads EOF), RST alone to the server. The "
+                   "burst of resets, not any one connection's timing, is the signature. The "
+                   f"server capture also holds the health checks to port {HEALTH_PORT}, which "
+                   "HAProxy itself closes with RSTs."])
+        for rst in fields["rsts"]:
+            rst.min_count = BACKEND_SESSIONS
+        return fields
+    lb = ctx.ip("lb", "r1")
+    steps: list[dict] = []
+    for n in range(BACKEND_SESSIONS):
+        steps += [{"op": "connect", "host": lb, "port": SERVER_PORT, "keep_previous": True},
+                  {"op": "send", "data": f"login {n + 1}"}, {"op": "recv"}]
+    steps += [{"op": "mark", "tag": "backend_fails"}, {"op": "wait_go"},
+              {"op": "recv", "timeout": 5}, {"op": "recv_held", "timeout": 5}, _LINGER]
     return Plan(steps=steps, server_args=["--port", str(SERVER_PORT), "--health-port",
                                           str(HEALTH_PORT)],
                 before_client=lambda c: _start_haproxy(c, config),
