@@ -186,33 +186,57 @@ def path_change(ctx: Context) -> Plan:
                             ("r2", 255, "router"), ("srv", 128, "host"), ("rx", 255, "router"),
                             ("fwb", 255, "middle_device")):
         lab.add_node(name, ttl, role)
+    # rx reaches r2 through fwa or fwb: first through fwa (state intact, one router more),
+    # then through fwb. The first-added link wins route_all's ties: cli-r1-fwa-r2-srv.
     links = {pair: lab.link(*pair) for pair in (("cli", "r1"), ("r1", "fwa"), ("fwa", "r2"),
-                                                ("r2", "srv"), ("r1", "rx"), ("rx", "fwb"),
-                                                ("fwb", "r2"))}
+                                                ("r2", "srv"), ("r1", "rx"), ("rx", "fwa"),
+                                                ("rx", "fwb"), ("fwb", "r2"))}
     lab.route_all()
     for fw in ("fwa", "fwb"):
         stateful_reset(ctx, fw)
+    client_net, server_net = links[("cli", "r1")], links[("r2", "srv")]
 
-    def flip(ctx: Context) -> None:
-        # The route flaps: both directions now cross rx and fwb, which never saw the handshake.
-        for pair in (("fwa", "r2"), ("r2", "srv")):
-            lab.route("r1", links[pair], "rx")
-        for pair in (("cli", "r1"), ("r1", "fwa")):
-            lab.route("r2", links[pair], "fwb")
-        ctx.notes.append("After the first exchange r1 and r2 re-route through rx and fwb.")
+    def reroute(node: str, link, via: str) -> None:
+        lab.route(node, link, via)
+        ctx.middle_config.append(f"{node}: ip route replace {link.subnet(ctx.family)} via {via}")
+
+    def flap_via_rx(ctx: Context) -> None:
+        # First flap: r1 and fwa swap their direct link for the detour through rx. fwa still
+        # carries both directions (its state survives); the server's packets now cross one
+        # router more (128-4 = 124 instead of 125): the TTL shift a capture can show.
+        reroute("r1", server_net, "rx")
+        reroute("rx", server_net, "fwa")
+        reroute("fwa", client_net, "rx")
+        ctx.notes.append("After the first exchange r1 and fwa detour through rx (still via fwa).")
+
+    def flap_to_fwb(ctx: Context) -> None:
+        # Second flap: rx and r2 fail over to fwb, which never saw the handshake.
+        reroute("rx", server_net, "fwb")
+        reroute("r2", client_net, "fwb")
+        reroute("fwb", client_net, "rx")
+        ctx.notes.append("After the second exchange rx and r2 fail over to fwb.")
 
     def expected(ctx: Context, events: list[dict]) -> dict:
         return dict(endpoints=endpoints(ctx, SERVER_PORT),
                     rsts=[ctx.rst("client", "server", ["fwb", "rx", "r1", "cli"])],
                     no_rst_from=["client", "server"],
                     baselines=[ctx.baseline("client", "server", ["srv", "r2", "fwa", "r1", "cli"])],
-                    notes=["Before the flip the server's packets cross r2, fwa, r1 (128-3); the "
-                           "RST comes from fwb, one router further away than fwa (255-2)."])
-    steps = (_exchange(ctx.ip("srv"), SERVER_PORT) + [{"op": "mark", "tag": "flip"},
-                                                     {"op": "wait_go"},
-                                                     {"op": "send", "data": "after the flap"},
-                                                     {"op": "recv"}])
-    return Plan(steps=steps, hooks={"flip": flip}, expected=expected)
+                    notes=["Before the first flap the server's packets cross r2, fwa, r1 (128-3 = "
+                           "125); during the detour r2, fwa, rx, r1 (128-4 = 124: the TTL shift "
+                           "of normal packets); the RST comes from fwb (255-2 = 253, tracert "
+                           "hop 3). Without the detour's TTL shift nothing in either capture "
+                           "tells this reset from a DPI block: the RST answers the client's "
+                           "query at once and the query never reaches the server."])
+    steps = (_exchange(ctx.ip("srv"), SERVER_PORT)
+             + [{"op": "mark", "tag": "flap_via_rx"}, {"op": "wait_go"},
+                {"op": "send", "data": "during the detour"}, {"op": "recv"},
+                # Long enough for the client's delayed ACK to cross the detour: the server
+                # then has nothing to retransmit into fwb.
+                {"op": "sleep", "s": 0.3},
+                {"op": "mark", "tag": "flap_to_fwb"}, {"op": "wait_go"},
+                {"op": "send", "data": "after the flap"}, {"op": "recv"}])
+    return Plan(steps=steps, hooks={"flap_via_rx": flap_via_rx, "flap_to_fwb": flap_to_fwb},
+                expected=expected)
 
 
 def endpoint_abort(ctx: Context) -> Plan:
