@@ -142,7 +142,8 @@ class EtlCapture(Capture):
     def _records(self, stats):
         clock = self.clock
         seconds = clock.seconds
-        linear = clock.linear_offset
+        linear = clock.linear
+        whole_s, tick_off = clock.whole_seconds, clock.tick_offset
         ticks_per_s = clock.frequency if clock.clock_type != 2 else 10_000_000
         window = int(_FOLD_WINDOW_S * ticks_per_s)
         hold = int(_HOLD_S * ticks_per_s)
@@ -187,7 +188,7 @@ class EtlCapture(Capture):
                             if lt not in link_types:
                                 link_types.add(lt)
                             self.records_read = frame
-                            yield (frame, (ts + linear) / 10_000_000 if linear is not None
+                            yield (frame, whole_s + (ts + tick_off) / 1e7 if linear
                                    else seconds(ts), lt, data,
                                    orig if orig > len(data) else len(data), direction)
                         else:
@@ -230,7 +231,7 @@ class EtlCapture(Capture):
                         link_types.add(lt)
                     data = body[fstart:fend]
                     self.records_read = frame
-                    yield (frame, (ts + linear) / 10_000_000 if linear is not None
+                    yield (frame, whole_s + (ts + tick_off) / 1e7 if linear
                            else seconds(ts), lt, data, len(data), _NDIS_DIR[(kw >> 32) & 3])
                     continue
                 rkey = (proc, miniport, lower)

@@ -60,13 +60,20 @@ class EtlClock:
             self.base_ticks, self.base_raw = boot_time, 0
         self.start_time = start_time
         self.boot_time = boot_time
-        # seconds = (raw + linear_offset) / 10**7 when raw counts 100 ns ticks (system time, or
-        # the 10 MHz QPC of current Windows): exact to the tick, and cheap per packet.
-        self.linear_offset = None
-        if self.clock_type == CLOCK_SYSTEM:
-            self.linear_offset = -FILETIME_EPOCH
-        elif self.frequency == 10_000_000:
-            self.linear_offset = self.base_ticks - self.base_raw - FILETIME_EPOCH
+        # When raw counts 100 ns ticks (system time, or the 10 MHz QPC of current Windows):
+        # seconds = whole_seconds + (raw + tick_offset) / 1e7, with whole_seconds the session
+        # start's whole seconds. raw + tick_offset is then small (time since the start), so
+        # the float division is exact to the tick and the one rounding left is the float's
+        # own -- as good as exact int division, at half the cost per packet.
+        self.linear = False
+        self.whole_seconds, self.tick_offset = 0.0, 0
+        if self.clock_type == CLOCK_SYSTEM or self.frequency == 10_000_000:
+            offset = -FILETIME_EPOCH if self.clock_type == CLOCK_SYSTEM else \
+                self.base_ticks - self.base_raw - FILETIME_EPOCH
+            whole = (self.base_ticks - FILETIME_EPOCH) // 10_000_000
+            self.linear = True
+            self.whole_seconds = float(whole)
+            self.tick_offset = offset - whole * 10_000_000
 
     def ticks(self, raw: int) -> int:
         if self.clock_type == CLOCK_SYSTEM:
