@@ -5,7 +5,8 @@ line per step with the wall-clock time and the outcome, so the lab records what 
 saw (ECONNRESET, ECONNREFUSED, a timeout) next to the captures. Steps:
 ``connect`` (host, port, timeout, keepalive [idle, intvl, cnt], keep_previous: hold the
 previous connection open instead of closing it), ``send`` (data), ``recv`` (timeout),
-``recv_held`` (timeout: one read on every held connection, one line each), ``sleep`` (s),
+``recv_held`` (timeout: one read on every held connection, one line each), ``drain``
+(timeout: read until the peer closes or the connection fails, counting bytes), ``sleep`` (s),
 ``mark`` (tag: tells the lab runner a point was reached), ``wait_go`` (blocks until the runner
 writes a line on stdin), ``close``. After an error the steps up to the
 next ``connect`` are skipped: the application gave up on that connection.
@@ -81,6 +82,14 @@ def run(steps: list[dict]) -> None:
                 if not data:
                     raise ConnectionError(errno.ENOTCONN, "EOF")
                 record["data"] = data.decode(errors="replace").strip()
+            elif op == "drain":
+                record["bytes"] = 0
+                sock.settimeout(step.get("timeout", 3.0))
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        raise ConnectionError(errno.ENOTCONN, "EOF")
+                    record["bytes"] += len(data)
             elif op == "recv_held":
                 for number, other in held:
                     emit(**read_held(number, other, step.get("timeout", 3.0), index))

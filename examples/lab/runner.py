@@ -71,6 +71,9 @@ class Plan:
     before_client: Optional[Callable[[Context], None]] = None  # e.g. start HAProxy
     hooks: dict[str, Callable[[Context], None]] = field(default_factory=dict)  # mark tag -> action
     client_timeout: float = 15.0
+    # Bytes kept per packet: a bulk transfer keeps headers and the first payload bytes only,
+    # so its captures stay small enough to commit (readers take lengths from the IP header).
+    snaplen: int = 262144
     # Fields of Expected, given the client's events once the run is over.
     expected: Optional[Callable[[Context, list[dict]], dict]] = None
 
@@ -92,10 +95,10 @@ class Scenario:
 class Tcpdump:
     """tcpdump writing a pcap on one interface of one namespace, ready before traffic starts."""
 
-    def __init__(self, lab: Lab, node: str, iface: str, path: Path):
+    def __init__(self, lab: Lab, node: str, iface: str, path: Path, snaplen: int = 262144):
         self.path = path
         self.proc = lab.popen(node, ["tcpdump", "-i", iface, "-w", str(path), "-U", "--immediate-mode", "-n",
-                                     "-s", "262144", "-Z", "root", CAPTURE_FILTER],
+                                     "-s", str(snaplen), "-Z", "root", CAPTURE_FILTER],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
         ready = threading.Event()
@@ -198,9 +201,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, family: Optional[int] = None
             plan.before_client(ctx)
         captures = [
             Tcpdump(lab, ctx.client, next(iter(lab.nodes[ctx.client].ifaces.values())),
-                    out / "client.pcap"),
+                    out / "client.pcap", plan.snaplen),
             Tcpdump(lab, ctx.server, next(iter(lab.nodes[ctx.server].ifaces.values())),
-                    out / "server.pcap"),
+                    out / "server.pcap", plan.snaplen),
         ]
         try:
             events = run_client(ctx, plan)

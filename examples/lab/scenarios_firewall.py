@@ -239,6 +239,9 @@ def path_change(ctx: Context) -> Plan:
                 expected=expected)
 
 
+ABORT_REPLY_BYTES = 4 * 1024 * 1024
+
+
 def endpoint_abort(ctx: Context) -> Plan:
     chain(ctx, "fw")
     stateful_reset(ctx, "fw")  # present and stateful, but innocent: default timeouts
@@ -249,11 +252,15 @@ def endpoint_abort(ctx: Context) -> Plan:
                           ctx.rst("server", "server", ["srv"])],
                     no_rst_from=["client"], rst_sent_by_capture_host=["server"],
                     baselines=[ctx.baseline("client", "server", server_to_client())],
-                    notes=["The server application closes abortively (SO_LINGER 0) after the "
-                           "first request: the server's kernel sends the RST, with the server's "
-                           "own TTL."])
-    return Plan(steps=_exchange(ctx.ip("srv"), SERVER_PORT, "request"),
-                server_args=["--port", str(SERVER_PORT), "--abort"], expected=expected)
+                    notes=[f"The client asks for a download; the server application writes "
+                           f"{ABORT_REPLY_BYTES} bytes and closes abortively (SO_LINGER 0) while "
+                           "most of them are still in flight: the server's kernel discards the "
+                           "rest and sends the RST mid-transfer, with the server's own TTL."])
+    steps = [{"op": "connect", "host": ctx.ip("srv"), "port": SERVER_PORT},
+             {"op": "send", "data": "GET /download"}, {"op": "drain"}]
+    return Plan(steps=steps, expected=expected, snaplen=128,
+                server_args=["--port", str(SERVER_PORT),
+                             "--abort-after-bytes", str(ABORT_REPLY_BYTES)])
 
 
 def endpoint_after_close(ctx: Context) -> Plan:
@@ -311,7 +318,8 @@ SCENARIOS = [
              asymmetric_routing, "middle_device", "unpredictable", "routing.asymmetric"),
     Scenario("path_change", "Route flaps mid-connection to another stateful firewall", 4,
              path_change, "middle_device", "unpredictable", "routing.path_change"),
-    Scenario("endpoint_abort", "Control: the server aborts (SO_LINGER 0)", 4, endpoint_abort,
+    Scenario("endpoint_abort", "Control: the server aborts mid-download (SO_LINGER 0)", 4,
+             endpoint_abort,
              "endpoint", "during_transfer", "endpoint.application_abort"),
     Scenario("endpoint_after_close", "Control: data sent after the server closed", 4,
              endpoint_after_close, "endpoint", "after_close", "endpoint.application_abort"),
