@@ -229,6 +229,30 @@ def parse_answer(question, text: Any, *, lang: str = "en", port: Optional[int] =
     return ParsedAnswer(fields={question.sets: parse_direct(question, text, lang)})
 
 
-__all__ = ["AnswerError", "ParsedAnswer", "UNKNOWN", "Unknown", "parse_answer", "parse_direct",
-           "parse_duration", "parse_number", "parse_yes_no", "parse_choice", "parse_paste",
+def check_answer(question, text: Any, *, alternates: tuple = ()) -> None:
+    """Raise AnswerError when ``text`` can never answer ``question`` (answers files are checked
+    before the interview starts). A paste is only checked for being that command's output:
+    which fields it proves may depend on facts known later (netstat needs the server port)."""
+    if question.answer != "text" or text is None or isinstance(text, bool) or is_unknown(str(text)):
+        parse_answer(question, text, alternates=alternates)
+        return
+    from .pasted import parse
+    stripped = str(text).strip()
+    if "\n" not in stripped:
+        for alt in alternates:
+            try:
+                parse_direct(alt, stripped)
+                return
+            except AnswerError:
+                continue
+    if not question.parser:
+        raise AnswerError(f"question {question.id} has no parser for pasted text")
+    try:
+        parse(question.parser, stripped)
+    except UserError as exc:
+        raise AnswerError(str(exc)) from None
+
+
+__all__ = ["AnswerError", "check_answer", "ParsedAnswer", "UNKNOWN", "Unknown", "parse_answer",
+           "parse_direct", "parse_duration", "parse_number", "parse_yes_no", "parse_choice", "parse_paste",
            "is_unknown"]

@@ -103,3 +103,14 @@ def test_bad_paste_is_one_user_error_line(kb):
     with pytest.raises(UserError) as info:
         parse_answer(kb.questions["q.keepalive_time"], "hello\nworld")
     assert "\n" not in str(info.value) and "reg_query" in str(info.value)
+
+
+def test_check_answer_checks_pastes_by_shape_only(kb):
+    from facts.answers import check_answer
+    netstat = (PASTED / "netstat_ano_en.txt").read_text(encoding="utf-8")
+    check_answer(kb.questions["q.netstat"], netstat)  # fields depend on the port known later
+    check_answer(kb.questions["q.netstat"], "yes", alternates=(kb.questions["q.port_listening"],))
+    with pytest.raises(AnswerError, match="netstat"):
+        check_answer(kb.questions["q.netstat"], "not\nnetstat output")
+    with pytest.raises(AnswerError, match="expected yes or no"):
+        check_answer(kb.questions["q.ttl_same"], "perhaps")

@@ -44,7 +44,7 @@ def register(sub) -> None:
 def load_answers(path: str, kb) -> list[tuple[str, Any]]:
     """(question id, answer) pairs from an answers file; every answer is checked against its
     question now, so a bad file fails before the first question (one line, exit 2)."""
-    from facts.answers import AnswerError, parse_answer
+    from facts.answers import AnswerError, check_answer
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
@@ -76,7 +76,7 @@ def load_answers(path: str, kb) -> list[tuple[str, Any]]:
         if isinstance(answer, (dict, list)):
             raise UserError(f"{path}: {qid}: the answer must be a single value or text")
         try:
-            parse_answer(question, answer, alternates=tuple(
+            check_answer(question, answer, alternates=tuple(
                 q for q in kb.questions.values() if q.sets == question.sets and q.id != question.id
                 and q.answer != "text"))
         except AnswerError as exc:
@@ -172,7 +172,9 @@ def interview_loop(iv, lines: Lines, out, replay: Optional[Replay] = None,
                                   ("yes" if answer is True else "no" if answer is False
                                    else "unknown" if answer is None else str(answer)))
                 if reply.kind == "error":  # checked at load; a paste may still not decide
-                    raise UserError(f"{replay_name}: {question.id}: {reply.lines[0]}")
+                    _say(out, [f"{replay_name}: {question.id}: {reply.lines[0]}; taken as unknown"])
+                    iv.notes.append(f"{replay_name}: {question.id}: {reply.lines[0]}")
+                    iv.handle("unknown")
                 continue
             if not lines.tty:  # the file is what the engineer knows; the rest is unknown
                 _say(out, [f"> unknown   [not in {replay_name}]"])
