@@ -28,25 +28,13 @@ from facts import linktypes
 
 from .base import Capture
 from .etl_buffers import EtlFile, sniff_etl
-from .etl_events import (NDIS_GUID, PKTMON, PKTMON_DROP_FIELDS, PKTMON_GUID,
-                         StreamState, walk_buffer)
+from .etl_events import (KW_FRAGMENT_FIRST, KW_FRAGMENT_LAST, KW_NATIVE_80211, KW_WWAN_RAW_IP,
+                         NDIS_DIRECTIONS, NDIS_GUID, NDIS_LINKTYPES, NDIS_WHOLE, PKTMON,
+                         PKTMON_DROP_FIELDS, PKTMON_GUID, StreamState, walk_buffer)
 
 PKTMON_LINKTYPES = {1: linktypes.ETHERNET, 2: linktypes.IEEE802_11, 3: linktypes.RAW}
 # pktmon's direction tags: Rx (3) is a packet arriving, Tx (4) one leaving.
 PKTMON_DIRECTIONS = {3: "in", 4: "out"}
-
-KW_NATIVE_80211 = 0x10000
-KW_WWAN_RAW_IP = 0x200
-KW_FRAGMENT_FIRST = 0x40000000
-KW_FRAGMENT_LAST = 0x80000000
-KW_SEND = 0x100000000
-KW_RECEIVE = 0x200000000
-_KW_WHOLE = KW_FRAGMENT_FIRST | KW_FRAGMENT_LAST
-_KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
-_NDIS_LT = {0: linktypes.ETHERNET, KW_WWAN_RAW_IP: linktypes.RAW,
-            KW_NATIVE_80211: linktypes.IEEE802_11,
-            KW_NATIVE_80211 | KW_WWAN_RAW_IP: linktypes.IEEE802_11}
-_NDIS_DIR = (None, "out", "in", None)       # keyword bits 32 (send) and 33 (receive)
 
 # Copies of one pktmon packet are logged within microseconds; a key not seen for this long
 # is forgotten, which keeps folding memory bounded on long captures.
@@ -71,22 +59,6 @@ class EtlDrop(BaseModel):
     reason: int
     location: int
     direction: str | None = None
-
-
-def _ndis_linktype(keyword: int) -> int:
-    if keyword & KW_NATIVE_80211:
-        return linktypes.IEEE802_11
-    if keyword & KW_WWAN_RAW_IP:
-        return linktypes.RAW
-    return linktypes.ETHERNET
-
-
-def _ndis_direction(keyword: int):
-    if keyword & KW_SEND:
-        return "out"
-    if keyword & KW_RECEIVE:
-        return "in"
-    return None
 
 
 def pktmon_linktype(packet_type: int, data: bytes) -> int:
@@ -223,17 +195,16 @@ class EtlCapture(Capture):
                                 older[w[9]] = done
                             yield self._pktmon_record(frame, w)
                     continue
-                ts, _kind, kw, miniport, lower, fstart, fend, body, proc = ev
-                if kw & _KW_WHOLE == _KW_WHOLE:
+                if ev[1] == NDIS_WHOLE:
+                    ts, _kind, lt, data, direction = ev
                     frame += 1
-                    lt = _NDIS_LT[kw & _KW_MEDIA]
                     if lt not in link_types:
                         link_types.add(lt)
-                    data = body[fstart:fend]
                     self.records_read = frame
                     yield (frame, whole_s + (ts + tick_off) / 1e7 if linear
-                           else seconds(ts), lt, data, len(data), _NDIS_DIR[(kw >> 32) & 3])
+                           else seconds(ts), lt, data, len(data), direction)
                     continue
+                ts, _kind, kw, miniport, lower, fstart, fend, body, proc = ev
                 rkey = (proc, miniport, lower)
                 if kw & KW_FRAGMENT_FIRST:
                     old = pending.pop(rkey, None)
@@ -288,8 +259,8 @@ class EtlCapture(Capture):
     def _ndis_record(self, frame, part):
         ts, kw, data = part
         data = bytes(data)
-        return self._record(frame, ts, _ndis_linktype(kw), data, len(data),
-                            _ndis_direction(kw))
+        return self._record(frame, ts, NDIS_LINKTYPES[kw & (KW_NATIVE_80211 | KW_WWAN_RAW_IP)],
+                            data, len(data), NDIS_DIRECTIONS[(kw >> 32) & 3])
 
     def _record(self, frame, ts, lt, data, orig, direction):
         self.link_types.add(lt)

@@ -8,7 +8,9 @@ list costs less per event than a generator -- of compact tuples:
 
 - PktMon 160/170: ``(ts, PKTMON, event_id, key, appearance, dirtag, ptype, orig, pstart,
   pend, body)``
-- NDIS 1001: ``(ts, NDIS, keyword, miniport, lower, fstart, fend, body, processor)``
+- NDIS 1001, a whole packet in one event: ``(ts, NDIS_WHOLE, linktype, data, direction)``
+- NDIS 1001, a fragment: ``(ts, NDIS, keyword, miniport, lower, fstart, fend, body,
+  processor)``
 
 PktMon copies are pre-folded here: a packet's copies are logged back to back by the one
 call chain that carries it through the stack, so once the walk has passed on an Ethernet /
@@ -23,10 +25,26 @@ from struct import Struct
 
 PKTMON_GUID = bytes.fromhex("d9804f4dbdc8734dbb5b19c90402c5ac")   # {4d4f80d9-c8bd-...}
 NDIS_GUID = bytes.fromhex("6e00d62e29470946b4233ee7bcd678ef")     # {2ED6006E-4729-...}
-PKTMON, NDIS = 1, 2
+PKTMON, NDIS, NDIS_WHOLE = 1, 2, 3
 PROVIDERS = {PKTMON_GUID: PKTMON, NDIS_GUID: NDIS}
 PKTMON_FLOW, PKTMON_DROP = 160, 170
 NDIS_PACKET = 1001
+
+# NDIS-PacketCapture keywords: the medium, fragment position and direction of a packet.
+KW_NATIVE_80211 = 0x10000
+KW_WWAN_RAW_IP = 0x200
+KW_FRAGMENT_FIRST = 0x40000000
+KW_FRAGMENT_LAST = 0x80000000
+KW_SEND = 0x100000000
+KW_RECEIVE = 0x200000000
+_KW_WHOLE = KW_FRAGMENT_FIRST | KW_FRAGMENT_LAST
+_KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
+# Link types: Ethernet 1, raw IP 101, native 802.11 105 (facts.linktypes names them).
+NDIS_LINKTYPES = {0: 1, KW_WWAN_RAW_IP: 101, KW_NATIVE_80211: 105,
+                  KW_NATIVE_80211 | KW_WWAN_RAW_IP: 105}
+_NDIS_LT = NDIS_LINKTYPES
+NDIS_DIRECTIONS = (None, "out", "in", None)     # keyword bits 32 (send) and 33 (receive)
+_NDIS_DIR = NDIS_DIRECTIONS
 
 # The EVENT_HEADER fields we use: size, header type (low byte), marker flags (high byte),
 # flags, timestamp, provider GUID (raw bytes), event id, keyword. Property, thread, process,
@@ -146,7 +164,11 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                 fend = fstart + fsize
                 if fend > end:
                     fend = end
-                add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
+                if kw & _KW_WHOLE == _KW_WHOLE:
+                    add((ts, NDIS_WHOLE, _NDIS_LT[kw & _KW_MEDIA], body[fstart:fend],
+                         _NDIS_DIR[(kw >> 32) & 3]))
+                else:
+                    add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
         return out
     finally:
         state.last = (last_key, last_app, last_good)
