@@ -24,6 +24,15 @@ def _idle_steps(host: str, keepalive=None) -> list[dict]:
                {"op": "recv"}, {"op": "close"}])
 
 
+# What the captures can and cannot tell (rstsleuth analyze, KB rules pattern.idle_out_of_rhythm,
+# nat.first_packet_after_rhythm_break, nat.none_between_captures).
+_TIE_NOTE = ("A 3 s timeout is far below any real device default: the idle pattern shows as a "
+             "silence out of the connection's rhythm (4 s after gaps of a few ms). From the "
+             "client's capture alone a firewall and a NAT expiry look the same (both reset the "
+             "first packet after the idle) and stay tied; with both captures the addresses tell "
+             "them apart (dual_nat_between).")
+
+
 def _idle(events: list[dict]) -> dict:
     return dict(configured_timeout_s=IDLE_TIMEOUT_S, client_idle_s=IDLE_SLEEP_S,
                 measured_idle_s=idle_before_error(events))
@@ -41,7 +50,8 @@ def firewall_idle_timeout(ctx: Context) -> Plan:
                     idle=_idle(events),
                     notes=["The firewall's conntrack entry expired during the idle period; the "
                            "client's next segment is INVALID there and REJECT answers it with a "
-                           "RST forged from the server's address. The server never learns of it."])
+                           "RST forged from the server's address. The server never learns of it.",
+                           _TIE_NOTE])
     return Plan(steps=_idle_steps(ctx.ip("srv")), expected=expected)
 
 
@@ -149,7 +159,7 @@ def nat_table_expiry(ctx: Context) -> Plan:
                     idle=_idle(events),
                     notes=["The server sees the client as the NAT's outside address; after the "
                            "mapping expired the client's next segment has no translation and the "
-                           "NAT answers it with a RST."])
+                           "NAT answers it with a RST.", _TIE_NOTE])
     return Plan(steps=_idle_steps(ctx.ip("srv")), expected=expected)
 
 

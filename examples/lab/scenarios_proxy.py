@@ -82,6 +82,15 @@ def _proxy_expected(ctx: Context, **fields) -> dict:
                 **fields)
 
 
+# How the verdict above is reached, and what one capture alone can say.
+PROXY_VERDICT_NOTE = (
+    "Both captures together: the server never sent the client's RST (middle_device), yet that "
+    "RST carries the TTL of the proxy's own SYN-ACK and data, so the device that reset the "
+    "connection is the one that accepted it (finding.full_proxy_peer): a load balancer, not a "
+    "firewall, NAT or injector. One capture alone honestly reads 'endpoint': to either side's "
+    "TCP the proxy is the peer.")
+
+
 def lb_idle_timeout(ctx: Context) -> Plan:
     chain(ctx, "lb", role="proxy")
     config = _haproxy_config(ctx, "", f"    timeout client {LB_TIMEOUT_S}s\n"
@@ -96,7 +105,7 @@ def lb_idle_timeout(ctx: Context) -> Plan:
                    "after the idle period it resets both of its connections, the client's and "
                    "its own to the server. The client is waiting to read: it gets HAProxy's FIN "
                    "(the application reads EOF) and, a fraction of a millisecond later, the RST; "
-                   "the server gets the RST alone."])
+                   "the server gets the RST alone.", PROXY_VERDICT_NOTE])
     steps = [{"op": "connect", "host": ctx.ip("lb", "r1"), "port": SERVER_PORT},
              {"op": "send", "data": "login"}, {"op": "recv"},
              {"op": "recv", "timeout": LB_TIMEOUT_S + 4}, _LINGER]
@@ -127,7 +136,7 @@ def lb_backend_down(ctx: Context) -> Plan:
                    "FIN then RST to the client (which reads EOF), RST alone to the server. The "
                    "burst of resets, not any one connection's timing, is the signature. The "
                    f"server capture also holds the health checks to port {HEALTH_PORT}, which "
-                   "HAProxy itself closes with RSTs."])
+                   "HAProxy itself closes with RSTs.", PROXY_VERDICT_NOTE])
         for rst in fields["rsts"]:
             rst.min_count = BACKEND_SESSIONS
         return fields
