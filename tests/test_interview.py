@@ -278,3 +278,19 @@ def test_parameter_question_picks_the_per_application_fixes(kb, reasoner):
     assert ids & ssh and not ids & sql
     text = "\n".join(f.text for f in verdict.fixes)
     assert "3600" in text and "{idle_s}" not in text  # idle answered in the diagnosis phase
+
+
+def test_dual_capture_facts_are_never_asked(kb, reasoner):
+    lab = ROOT / "examples" / "lab_captures" / "firewall_idle_timeout"
+    iv = from_captures(kb, reasoner, str(lab / "client.pcap"), str(lab / "server.pcap"))
+    assert iv.base["dual_peer_sent_rst"] is False and iv.base["dual_available"] is True
+    asked = []
+    while not iv.finished:
+        asked.append(iv.current.id)
+        iv.answer({"q.path_has_firewall": "yes"}.get(iv.current.id, "unknown"))
+    assert not {"q.dual_peer_sent_rst", "q.dual_peer_saw_connection",
+                "q.dual_peer_received_rst"} & set(asked)
+    assert len(asked) <= 5  # the dual capture settles the origin: few questions remain
+    verdict = iv.verdict()
+    assert verdict.origin == "middle_device" and verdict.origin_confidence >= 0.9
+    assert verdict.top_diagnosis.id == "firewall.idle_timeout"
