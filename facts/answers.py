@@ -132,12 +132,26 @@ def _check_duration(seconds: float, text: str) -> float:
     return float(_whole(round(seconds, 3)))
 
 
+_UNIT_RANGES = {"port": (1, 65535), "ttl": (1, 255), "ms": (0, None), "s": (0, None)}
+
+
+def _in_range(value: int | float, unit: Optional[str], text: str) -> int | float:
+    low, high = _UNIT_RANGES.get((unit or "").lower(), (None, None))
+    whole_only = (unit or "").lower() in ("port", "ttl")
+    if (whole_only and not isinstance(value, int)) or (low is not None and value < low) or \
+            (high is not None and value > high):
+        span = f"{low}..{high}" if high is not None else f">= {low}"
+        raise AnswerError(f"a {unit} is a {'whole ' if whole_only else ''}number in {span}; got "
+                          f"{_short(text)}")
+    return value
+
+
 def parse_number(text: str, unit: Optional[str] = None) -> int | float:
     raw = _clean(text)
     if unit and raw.lower().endswith(unit.lower()):
         raw = raw[: -len(unit)].strip()
     try:
-        return _whole(_to_number(raw))
+        return _in_range(_whole(_to_number(raw)), unit, text)
     except ValueError:
         pass
     if unit and unit.lower() in ("ms", "s"):
@@ -146,7 +160,8 @@ def parse_number(text: str, unit: Optional[str] = None) -> int | float:
         except AnswerError:
             pass
         else:
-            return _whole(round(seconds * (1000 if unit.lower() == "ms" else 1), 3))
+            return _in_range(_whole(round(seconds * (1000 if unit.lower() == "ms" else 1), 3)),
+                             unit, text)
     hint = f" ({unit})" if unit else ""
     raise AnswerError(f"expected a number{hint}; got {_short(text)}")
 

@@ -54,6 +54,10 @@ def test_numbers_with_units():
     assert isinstance(parse_number("1500"), int)
     with pytest.raises(AnswerError, match=r"expected a number \(port\)"):
         parse_number("ssh", "port")
+    for bad, unit in (("70000", "port"), ("0", "port"), ("22.5", "port"), ("300", "TTL"),
+                      ("-5", "ms")):
+        with pytest.raises(AnswerError, match=f"a {unit} is a"):
+            parse_number(bad, unit)
 
 
 @pytest.mark.parametrize("word", ["unknown", "?", "dk", "不知道", "不确定", "Unknown."])
