@@ -208,7 +208,8 @@ def test_reload_broken_kb_keeps_the_old_one_then_a_fix_takes_effect(tmp_path):
         assert app.session.kb is not old_kb and not app.session.problems
         assert app.session.kb.conclusions["firewall.idle_timeout"].title.en == \
             "Firewall idle timeout (edited)"
-        assert app.session.report.resets[0].diagnoses[0].title == "Firewall idle timeout (edited)"
+        titles = {d.id: d.title for d in app.session.report.resets[0].diagnoses}
+        assert titles["firewall.idle_timeout"] == "Firewall idle timeout (edited)"
         assert "no errors" in text_of(app.screen.query_one("#kb-problems"))
         labels = tree_labels(app.screen.query_one("#kb-tree", Tree))
         assert any("Firewall idle timeout (edited)" in label for label in labels)
@@ -246,9 +247,15 @@ def test_switch_to_chinese():
         zh_title = app.session.kb.conclusions["firewall.idle_timeout"].title.zh
         assert zh_title in summary  # diagnosis titles from the KB's zh
         assert "伪造的 RST,来自第 3 跳" in text_of(app.screen.query_one("#ladder"))
+        # the footer shows the live bindings, described in Chinese too
+        descriptions = {a.binding.id: a.binding.description for a in app.active_bindings.values()}
+        assert descriptions["detail.copy_fix"] == "复制所选解决方案"
+        assert descriptions["app.kb"] == "知识库"
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert "Origin: MIDDLE DEVICE" in text_of(app.screen.query_one("#detail-summary"))
+        descriptions = {a.binding.id: a.binding.description for a in app.active_bindings.values()}
+        assert descriptions["detail.copy_fix"] == "Copy the selected fix"
     run(app, scenario)
 
 

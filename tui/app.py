@@ -119,7 +119,8 @@ class RstSleuthApp(App):
             self.set_reactive(RstSleuthApp.selected, session.report.resets[0].id)
 
     def steady(self, screen) -> None:
-        """Apply the app's cursor-blink setting to a screen's text inputs."""
+        """Apply the app's cursor-blink setting and language to a newly mounted screen."""
+        self.localize_screen(screen)
         for widget in screen.query("Input, TextArea"):
             widget.cursor_blink = self.cursor_blink
 
@@ -133,6 +134,8 @@ class RstSleuthApp(App):
         self.install_screen(InterviewScreen(), "interview")
         self.install_screen(KbScreen(), "kb")
         self.set_interval(KB_POLL_S, self._poll_kb)
+        from .bindings import localize
+        localize(self, self.lang)
         if self._start == "interview":
             self.push_screen("interview")
         elif self._start == "kb":
@@ -155,7 +158,10 @@ class RstSleuthApp(App):
         if self.screen is self.get_screen(name):
             return
         self._to_base()
-        self.push_screen(name)
+        screen = self.get_screen(name)
+        self.push_screen(screen)
+        if screen.is_mounted:  # mounted before, maybe in the other language
+            self.localize_screen(screen)
 
     def action_show_interview(self) -> None:
         self._show_named("interview")
@@ -202,6 +208,19 @@ class RstSleuthApp(App):
 
     def action_toggle_lang(self) -> None:
         self.lang = "zh" if self.lang == "en" else "en"
+
+    def watch_lang(self, lang: str) -> None:
+        from .bindings import localize
+        localize(self, lang)
+        for screen in self.screen_stack:
+            self.localize_screen(screen)
+
+    def localize_screen(self, screen) -> None:
+        """The footer's binding descriptions of a screen and its widgets in the language."""
+        from .bindings import localize
+        for node in (screen, *screen.walk_children()):
+            localize(node, self.lang)
+        screen.refresh_bindings()
 
     # ------------------------------------------------------------------ knowledge base
     def action_reload_kb(self) -> None:

@@ -84,3 +84,16 @@ def describe(binding: Binding, lang: str) -> str:
     """A live binding's description in ``lang`` (the registry's when it has an id)."""
     spec = BY_ID.get(binding.id or "")
     return spec.description(lang) if spec else (binding.description or binding.action)
+
+
+def localize(node, lang: str) -> None:
+    """Give ``node``'s registry bindings their description in ``lang`` (the footer shows
+    the live bindings' descriptions). Textual keeps one BindingsMap per node instance."""
+    import dataclasses
+    mapping = getattr(node, "_bindings", None)
+    if mapping is None:
+        return
+    for key, items in mapping.key_to_bindings.items():
+        mapping.key_to_bindings[key] = [
+            dataclasses.replace(b, description=BY_ID[b.id].description(lang)) if b.id in BY_ID
+            else b for b in items]

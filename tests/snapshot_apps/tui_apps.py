@@ -14,24 +14,35 @@ from tui.app import RstSleuthApp, Session
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "firewall_idle_reset.pcap"
 LAB = ROOT / "examples" / "lab_captures" / "firewall_idle_timeout"
+SNAPSHOT_KB = Path(__file__).resolve().parent / "kb"  # small and frozen: stable snapshots
 SIZE = (120, 40)
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def _kb(path: Path):
+    return load_kb(path)
+
+
 def shipped_kb():
-    return load_kb(ROOT / "knowledge")
+    return _kb(ROOT / "knowledge")
 
 
 def make_app(capture: Optional[Path] = EXAMPLE, peer: Optional[Path] = None, *,
              kb_path: Optional[Path] = None, lang: str = "en", start: Optional[str] = None,
              watch_kb: bool = False, session: Optional[Session] = None) -> RstSleuthApp:
     if session is None:
-        kb = load_kb(kb_path) if kb_path else shipped_kb()
+        kb = _kb(Path(kb_path)) if kb_path == SNAPSHOT_KB else \
+            (load_kb(kb_path) if kb_path else shipped_kb())
         # relative paths keep the snapshots independent of where the checkout lives
         rel = (lambda p: str(Path(p).resolve().relative_to(ROOT)) if p else None)
         session = Session(rel(capture), rel(peer), kb=kb)
         session.analyze(lang)
     return RstSleuthApp(session, lang=lang, start=start, watch_kb=watch_kb, cursor_blink=False)
+
+
+def snapshot_app(capture: Optional[Path] = EXAMPLE, **kwargs) -> RstSleuthApp:
+    """What every snapshot test renders: the example capture over the frozen snapshot KB."""
+    return make_app(capture, kb_path=SNAPSHOT_KB, **kwargs)
 
 
 ORIGINS = ("middle_device", "endpoint", "undetermined")

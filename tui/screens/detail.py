@@ -85,6 +85,7 @@ class DetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.app.steady(self)
         self.watch(self.app, "lang", lambda _l: self.show(), init=False)
         self.watch(self.app, "kb_version", lambda _v: self.show(), init=False)
         self.show()

@@ -50,7 +50,7 @@ def fill_tree(tree: Tree, kb: KnowledgeBase, lang: str) -> None:
                 where = f"{rule.source.file}:{rule.source.line}" if rule.source else ""
                 r = node.add(Text.assemble((rule.id, "cyan"), f" r{rule.rev} [{rule.status}] "
                                            f"cf {rule.conclude.cf:+.2f}  ", (where, "dim")),
-                             data=rule.id)
+                             data=rule.id, expand=True)
                 r.add_leaf(Text(kb_text(rule.rationale, lang), style="italic"))
                 r.add_leaf(Text.assemble((f"{t(lang, 'when')}: ", "bold"), render(rule.when)))
                 tests = r.add(Text(f"{t(lang, 'tests')} ({len(rule.tests)})", style="bold"))
@@ -86,10 +86,12 @@ class KbScreen(Screen):
         with Horizontal(id="kb-body"):
             yield Tree("KB", id="kb-tree")
             with VerticalScroll(id="kb-side"):
+                yield Static(id="kb-node")
                 yield Static(id="kb-problems")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.app.steady(self)
         self.watch(self.app, "lang", lambda _l: self.show(), init=False)
         self.watch(self.app, "kb_version", lambda _v: self.show(), init=False)
         self.show()
@@ -103,6 +105,13 @@ class KbScreen(Screen):
         fill_tree(self.query_one("#kb-tree", Tree), self.app.session.kb, lang)
         self.query_one("#kb-problems", Static).update(
             problems_text(self.app.session, lang, self.app.watch_kb))
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        # labels are cut at the pane's edge; the highlighted one is shown whole here
+        label = event.node.label
+        node = self.query_one("#kb-node", Static)
+        node.display = not event.node.is_root
+        node.update(label.copy() if isinstance(label, Text) else Text(str(label)))
 
     def action_reload_kb(self) -> None:
         self.app.reload_kb()

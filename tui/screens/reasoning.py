@@ -117,11 +117,11 @@ def why_not_text(results, lang: str, indent: int = 0) -> Text:
 def what_if_text(result, lang: str) -> Text:
     b, a = result.before, result.after
     out = Text()
-    out.append(f"{t(lang, 'before')}: {b.origin} / {b.pattern or '-'}   ")
+    out.append(f"{t(lang, 'before')}: {b.origin} / {b.pattern or '-'}\n")
     style = "bold red" if (a.origin, a.pattern) != (b.origin, b.pattern) else "bold"
     out.append(f"{t(lang, 'after')}: {a.origin} / {a.pattern or '-'}\n", style=style)
     for ch in result.changed:
-        out.append(f"  {ch.id:<36} {ch.before:+.2f} → {ch.after:+.2f}\n")
+        out.append(f"  {ch.id}  {ch.before:+.2f} → {ch.after:+.2f}\n")
     if not result.changed:
         out.append(f"  {t(lang, 'changed')}: {t(lang, 'none')}\n")
     return out
@@ -189,10 +189,16 @@ class ReasoningScreen(Screen):
         for cid in self.targets():
             add_how(tree.root, self.inference.how(cid), lang)
         tree.root.expand()
+        inf = self.inference
+        self.query_one("#how-node", Static).update(Text(
+            f"{self.reset_id}: {inf.origin} / {inf.pattern or '-'}", style="bold"))
         pick = self.query_one("#why-not-pick", Select)
         top = {cid for cid, _ in self.inference.ranked("subtype")[:1]}
-        subtypes = [c for c in session.kb.conclusions.values() if c.kind == "subtype"
-                    and c.id not in top]
+        # other sub-types first, then the origins and patterns
+        order = {"subtype": 0, "origin": 1, "pattern": 2}
+        subtypes = sorted((c for c in session.kb.conclusions.values()
+                           if c.kind in order and c.id not in top),
+                          key=lambda c: order[c.kind])
         current = pick.value
         pick.set_options([(f"{c.id} — {kb_text(c.title, lang)}", c.id) for c in subtypes])
         pick.prompt = t(lang, "why_not_prompt")
@@ -202,6 +208,8 @@ class ReasoningScreen(Screen):
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         # tree labels are cut at the pane's edge; the highlighted one is shown whole here
+        if event.node.is_root:
+            return
         label = event.node.label
         self.query_one("#how-node", Static).update(label.copy() if isinstance(label, Text)
                                                    else Text(str(label)))

@@ -13,7 +13,7 @@ from engine.report_model import Report, ResetOut
 
 from ..bindings import bindings
 from ..widgets.virtual_table import Column, VirtualTable
-from .i18n import t
+from .i18n import kb_text, t
 
 # column index of the fields the filter reads
 ORIGIN, PATTERN, SUBTYPE = 4, 6, 7
@@ -80,14 +80,17 @@ def parse_filter(text: str) -> Optional[Callable[[tuple], bool]]:
     return predicate
 
 
-def findings_text(report: Optional[Report], lang: str) -> str:
+def findings_text(report: Optional[Report], lang: str, kb=None) -> str:
     if report is None:
         return t(lang, "no_capture")
     if not report.resets:
         return t(lang, "no_resets")
     lines = []
     for f in report.findings[:4]:
-        top = f" — {f.top_diagnosis.title}" if f.top_diagnosis else ""
+        top = ""
+        if f.top_diagnosis:
+            concl = kb.conclusions.get(f.top_diagnosis.id) if kb is not None else None
+            top = f" — {kb_text(concl.title, lang) if concl else f.top_diagnosis.title}"
         origin = t(lang, f.origin)
         lines.append(f"{f.id} ×{f.count}  {origin} ({f.origin_confidence:.2f})  "
                      f"{f.pattern or ''}  :{f.server_port} {f.application}{top}")
@@ -134,7 +137,8 @@ class ResetsScreen(Screen):
         self.query_one("#filter", Input).placeholder = t(lang, "filter_placeholder")
         self.table.columns = columns(lang)
         self.table.refresh()
-        self.query_one("#findings", Static).update(findings_text(self.app.session.report, lang))
+        self.query_one("#findings", Static).update(findings_text(self.app.session.report, lang,
+                                                                   self.app.session.kb))
         self._status()
 
     def _status(self) -> None:
