@@ -49,9 +49,10 @@ def render_text(v, lang: str = "en") -> str:
         for i, fix in enumerate(v.fixes, 1):
             out.append(f"  {i}. {fix.title}")
             out += [f"     {line}" for line in fix.text.splitlines()]
-    if v.facts:
+    told = [f for f in v.facts if f.source != "capture"]  # capture facts: see Evidence
+    if told:
         out.append(f"{A['facts']}:")
-        out += [f"  - {_fact(f, lang)}" for f in v.facts if f.source != "capture"][:40]
+        out += [f"  - {_fact(f, lang)}" for f in told][:40]
     if v.top_diagnosis:
         out.append(A["explain"].format(id=v.top_diagnosis.id))
     if v.notes:
