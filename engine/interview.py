@@ -39,7 +39,6 @@ from .kb_model import Question, Text
 Source = Literal["answer", "paste", "capture"]
 PARAM_QUESTIONS = {"server_port": "conn_server_port", "app_name": "conn_server_port",
                    "idle_s": "idle_before_s", "idle_min": "idle_before_s"}
-COMMANDS = ("why", "how", "back", "unknown", "quit", "help", "why-not")
 
 
 class Step(BaseModel):

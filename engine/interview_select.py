@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from . import certainty
-from .conditions import And, CLit, Lit, Node, Or, eval_lit
+from .conditions import And, CLit, Lit, Node, eval_lit
 from .report_build import MIN_FIX_CF, diagnoses_for
 
 DEMAND_SHARE = 0.8

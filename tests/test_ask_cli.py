@@ -84,7 +84,6 @@ def test_chinese_questions_and_verdict():
 
 
 def test_capture_asks_nothing_the_capture_set():
-    from facts.fields import FIELDS  # noqa: F401  (the registry the capture fields come from)
     result = ask("--capture", str(ROOT / "examples" / "firewall_idle_reset.pcap"),
                  "--format", "json", input="unknown\n" * 40)
     assert result.returncode == 0, result.stderr
