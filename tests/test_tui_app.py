@@ -107,7 +107,8 @@ def test_dual_capture_ladder_and_reasoning_why_not_what_if():
         assert failing and failing[0].condition in why_not
         # WHAT-IF: the other end did send it → the verdict changes to the endpoint
         await pilot.press("i")
-        await pilot.press(*"dual_peer_sent_rst=true")
+        assert screen.query_one("#what-if", Input).has_focus
+        screen.query_one("#what-if", Input).value = "dual_peer_sent_rst=true"
         await pilot.press("enter")
         await pilot.pause()
         result = text_of(screen.query_one("#what-if-result"))
@@ -279,7 +280,7 @@ def test_help_is_generated_from_live_bindings_and_palette_offers_actions():
         # command palette: the registry's main actions
         await pilot.press("ctrl+p")
         await pilot.pause()
-        await pilot.press(*"Guided interview")
+        await pilot.press(*"interview")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await pilot.pause()

@@ -20,7 +20,9 @@ def test_reasoning_how_why_not_what_if(snap_compare):
         await pilot.press("r")
         await pilot.pause()
         pilot.app.screen.query_one("#why-not-pick").value = "origin.endpoint"
-        await pilot.press("i", *"ttl_matches_baseline=true", "enter")
+        await pilot.press("i")
+        pilot.app.screen.query_one("#what-if").value = "ttl_matches_baseline=true"
+        await pilot.press("enter")
         await pilot.pause()
     assert snap_compare(snapshot_app(), run_before=run_before, terminal_size=SIZE)
 

@@ -63,6 +63,9 @@ _SPECS = [
     ActionSpec("how", "how", "How was this concluded?", "结论是如何得出的?"),
     ActionSpec("back_question", "back_question", "Previous question", "上一个问题"),
     ActionSpec("restart", "restart", "Restart the interview", "重新开始问答"),
+    ActionSpec("submit_paste", "submit_paste", "Submit the pasted text", "提交粘贴的文本"),
+    # help screen
+    ActionSpec("close", "close", "Close", "关闭"),
     # knowledge base screen
     ActionSpec("toggle_watch", "toggle_watch", "Watch the KB files (auto reload)",
                "监视知识库文件(自动重新加载)"),

@@ -55,6 +55,10 @@ KEYS: list[KeySpec] = [
     KeySpec("interview.how", "f6", "how", "interview"),
     KeySpec("interview.back", "f7", "back_question", "interview"),
     KeySpec("interview.restart", "f8", "restart", "interview"),
+    KeySpec("interview.submit_paste", "ctrl+s", "submit_paste", "interview"),
+    KeySpec("help.close", "escape", "close", "help"),
+    KeySpec("help.close_f1", "f1", "close", "help", show=False),
+    KeySpec("help.close_q", "q", "close", "help", show=False),
     KeySpec("kb.reload", "ctrl+r", "reload_kb", "kb"),
     KeySpec("kb.watch", "ctrl+t", "toggle_watch", "kb"),
 ]

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..bindings import BY_ID, describe
+from ..bindings import BY_ID, bindings, describe
 from .i18n import t
 
 
@@ -42,7 +42,7 @@ def help_table(live: list[tuple[str, Binding, object]], lang: str) -> Table:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
+    BINDINGS = bindings("help")
 
     def __init__(self, live: list[tuple[str, Binding, object]]):
         super().__init__()
@@ -52,5 +52,8 @@ class HelpScreen(ModalScreen):
         with VerticalScroll(id="help-box"):
             yield Static(help_table(self.live, self.app.lang), id="help-text")
 
-    def action_dismiss(self) -> None:
+    def on_mount(self) -> None:
+        self.app.localize_screen(self)
+
+    def action_close(self) -> None:
         self.dismiss()

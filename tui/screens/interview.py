@@ -10,7 +10,6 @@ from typing import Optional
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, RichLog, Static, TextArea
@@ -35,8 +34,7 @@ def new_interview(app) -> Interview:
 
 
 class InterviewScreen(Screen):
-    BINDINGS = bindings("interview") + [
-        Binding("ctrl+s", "submit_paste", "Submit pasted text", id="interview.submit_paste")]
+    BINDINGS = bindings("interview")
 
     def __init__(self):
         super().__init__()
