@@ -26,6 +26,7 @@ Design (why it looks like this):
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -37,6 +38,17 @@ from .kb_model import Rule, Test
 
 MAX_DISJUNCTS = 256
 _ORDER_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+
+
+def durable_value(value: Any) -> Any:
+    """What durable sees of a scalar. Strings become a fixed-alphabet token of their digest:
+    durable's own JSON parser rejects some escapes (ERR_PARSE_OBJECT, code 204, seen on a TLS
+    payload excerpt), and capture text must never reach it. Equality is all durable tests on
+    strings (ordering and regexes are decided in Python), and equal strings give equal tokens."""
+    if isinstance(value, str):
+        return "h" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"),
+                                     digest_size=12).hexdigest()
+    return value
 _SCALAR_KINDS = ("b", "n", "s")
 
 
@@ -84,7 +96,7 @@ class CompiledKB:
             if name in self.typed_fields:
                 kind = value_kind(value)
                 if kind in _SCALAR_KINDS:
-                    fact[f"{kind}__{name}"] = value
+                    fact[f"{kind}__{name}"] = durable_value(value)
         for key, test in self.derived:
             truth = eval_test(test, evidence)
             if truth is not None:
@@ -136,21 +148,21 @@ class _Compiler:
         if test.op == "in":
             members = test.value if isinstance(test.value, (list, tuple)) else [test.value]
             if not lit.negated:
-                return _one("$or", [{f"{value_kind(m)}__{name}": m} for m in members])
+                return _one("$or", [{f"{value_kind(m)}__{name}": durable_value(m)} for m in members])
             per_kind = []
             for kind in _SCALAR_KINDS:
                 same = [m for m in members if value_kind(m) == kind]
                 if same:
                     key = f"{kind}__{name}"
                     per_kind.append({"$and": [{"$ex": {key: 1}}] +
-                                     [{"$neq": {key: m}} for m in same]})
+                                     [{"$neq": {key: durable_value(m)}} for m in same]})
             return _one("$or", per_kind)
         key = f"{value_kind(test.value)}__{name}"
         op = lit.op
         if op == "==":
-            return {key: test.value}
+            return {key: durable_value(test.value)}
         if op == "!=":
-            return {"$and": [{"$ex": {key: 1}}, {"$neq": {key: test.value}}]}
+            return {"$and": [{"$ex": {key: 1}}, {"$neq": {key: durable_value(test.value)}}]}
         return {_ORDER_OPS[op]: {key: test.value}}
 
     def expression(self, node: Node) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.compile import compile_kb
+from engine.compile import compile_kb, durable_value
 from engine.kb import KnowledgeBase
 from engine.kb_model import Rule
 
@@ -52,7 +52,8 @@ def test_evidence_fact_carries_only_what_patterns_read_under_typed_keys():
     c = compiled(make_rule("a", {"all": [{"field": "ttl", "op": "==", "value": 64},
                                          {"field": "path_mtu", "op": "exists", "value": False}]}))
     fact = c.evidence_fact({"ttl": "64", "path_mtu": 1400, "window": 5})
-    assert fact == {"t": "ev", "s__ttl": "64", "e__path_mtu": 1}  # "64" cannot equal 64
+    # "64" cannot equal 64; strings reach durable only as tokens
+    assert fact == {"t": "ev", "s__ttl": durable_value("64"), "e__path_mtu": 1}
 
 
 def test_concluded_premises_split_only_where_mixed_with_evidence():
