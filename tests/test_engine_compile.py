@@ -27,7 +27,8 @@ def test_in_becomes_or_of_typed_equalities():
                                  "value": ["idle_timeout", "policy_deny"]}))
     pattern = c.ruleset["r0d0"]["all"][0]["e"]
     assert pattern == {"$and": [{"t": "ev"}, {"$or": [
-        {"s__firewall_log_reason": "idle_timeout"}, {"s__firewall_log_reason": "policy_deny"}]}]}
+        {"s__firewall_log_reason": durable_value("idle_timeout")},
+        {"s__firewall_log_reason": durable_value("policy_deny")}]}]}
 
 
 def test_matches_is_decided_in_python_never_by_durable_regex():
