@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
+from engine.host import EngineError
 from facts.errors import UserError
 
 from . import commands
@@ -35,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rstsleuth: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except EngineError as exc:
+        # Not the user's mistake, but still one line: the message names the rule or the
+        # durable-rules call that failed. RSTSLEUTH_DEBUG=1 shows the traceback.
+        if os.environ.get("RSTSLEUTH_DEBUG"):
+            raise
+        print(f"rstsleuth: internal error in the rules engine: {exc} "
+              "(set RSTSLEUTH_DEBUG=1 for details)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("rstsleuth: interrupted", file=sys.stderr)
         return 130
