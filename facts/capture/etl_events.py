@@ -42,9 +42,7 @@ _KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
 # Link types: Ethernet 1, raw IP 101, native 802.11 105 (facts.linktypes names them).
 NDIS_LINKTYPES = {0: 1, KW_WWAN_RAW_IP: 101, KW_NATIVE_80211: 105,
                   KW_NATIVE_80211 | KW_WWAN_RAW_IP: 105}
-_NDIS_LT = NDIS_LINKTYPES
 NDIS_DIRECTIONS = (None, "out", "in", None)     # keyword bits 32 (send) and 33 (receive)
-_NDIS_DIR = NDIS_DIRECTIONS
 
 # The EVENT_HEADER fields we use: size, header type (low byte), marker flags (high byte),
 # flags, timestamp, provider GUID (raw bytes), event id, keyword. Property, thread, process,
@@ -165,8 +163,8 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                 if fend > end:
                     fend = end
                 if kw & _KW_WHOLE == _KW_WHOLE:
-                    add((ts, NDIS_WHOLE, _NDIS_LT[kw & _KW_MEDIA], body[fstart:fend],
-                         _NDIS_DIR[(kw >> 32) & 3]))
+                    add((ts, NDIS_WHOLE, NDIS_LINKTYPES[kw & _KW_MEDIA], body[fstart:fend],
+                         NDIS_DIRECTIONS[(kw >> 32) & 3]))
                 else:
                     add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
         return out
