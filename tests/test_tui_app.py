@@ -309,3 +309,27 @@ def test_cli_tui_errors_are_one_line(capsys):
     assert "needs a capture" in capsys.readouterr().err
     assert main(["tui", "/nonexistent.pcap"]) == 2
     assert "/nonexistent.pcap" in capsys.readouterr().err
+
+
+def test_ladder_draws_the_forged_rst_from_the_named_hop_towards_the_capturing_end():
+    from tui.widgets.ladder import LadderPacket, render_ladder
+    app = make_app()  # only for a real ResetOut; the app is not run
+    reset = app.session.report.resets[0]
+    app.session.close()
+    # the same reset as if the server had captured a RST claimed by the client
+    reset = reset.model_copy(update={
+        "claimed_sender": "client", "observed_at": "server",
+        "rst_source": reset.rst_source.model_copy(update={
+            "tracert_name": "fw-edge", "tracert_address": "10.0.0.254"})})
+    packets = [LadderPacket(9, reset.time - 1, False, "PSH+ACK", 64, 10, 1, 1),
+               LadderPacket(reset.frame, reset.time, True, "RST", 253, 0, 2, 0)]
+    text = render_ladder(reset, packets, "en").plain
+    assert "as captured at the server" in text
+    assert "middle device @ hop 3 fw-edge [10.0.0.254]" in text
+    data, rst = [line for line in text.splitlines() if line.strip()[:2] in ("9 ", "10")]
+    assert data.index("◀") < data.index("─")  # server → client
+    assert rst.index("●") < rst.index("▶")  # from the hop towards the server
+    # an endpoint's RST is drawn from the end that sent it
+    endpoint = reset.model_copy(update={"origin": "endpoint"})
+    rst = render_ladder(endpoint, packets, "en").plain.splitlines()[-1]
+    assert "●" not in rst and "forged" not in rst and "▶" in rst

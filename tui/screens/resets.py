@@ -33,15 +33,15 @@ def _clock(value) -> str:
 
 
 def columns(lang: str) -> list[Column]:
-    # sums to 119 cells with the separators: the table fits 120 columns with its scrollbar
+    # 117 cells with the separators: the table fits 120 columns with its scrollbar
     return [Column("id", t(lang, "reset"), 7),
             Column("time", t(lang, "time"), 12, _clock),
-            Column("conn", t(lang, "conn"), 29),
-            Column("claimed", t(lang, "claimed"), 6),
-            Column("origin", t(lang, "origin"), 12),
+            Column("conn", t(lang, "conn"), 27),
+            Column("claimed", t(lang, "claimed"), 7),
+            Column("origin", t(lang, "origin"), 13),
             Column("conf", t(lang, "conf"), 4, _f, True),
             Column("pattern", t(lang, "pattern"), 13),
-            Column("subtype", t(lang, "subtype"), 21),
+            Column("subtype", t(lang, "subtype"), 19),
             Column("ttl", t(lang, "ttl"), 3, align_right=True),
             Column("hop", t(lang, "hop"), 3, align_right=True)]
 
@@ -49,7 +49,7 @@ def columns(lang: str) -> list[Column]:
 def row_of(r: ResetOut) -> tuple:
     c = r.connection
     top = r.diagnoses[0].id if r.diagnoses else None
-    return (r.id, r.time, f"{c.client.ip}:{c.client.port} → {c.server.ip}:{c.server.port}",
+    return (r.id, r.time, f"{c.client.ip} → {c.server.ip}:{c.server.port}",
             r.claimed_sender, r.origin, r.origin_confidence, r.pattern, top,
             r.rst_source.ttl, r.rst_source.tracert_hop)
 

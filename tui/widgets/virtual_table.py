@@ -99,13 +99,16 @@ class VirtualTable(ScrollView, can_focus=True):
             col = self.sort_column
             view.sort(key=lambda i: _sort_key(rows[i][col]), reverse=self.sort_reverse)
         self.view = view
-        self.virtual_size = Size(sum(c.width + 1 for c in self.columns), len(view) + 1)
+        self.virtual_size = Size(self._width(), len(view) + 1)
         where = 0
         if current is not None and view:
             keys = self.keys
             where = next((n for n, i in enumerate(view) if keys[i] == current), 0)
         self.cursor = where
         self.refresh()
+
+    def _width(self) -> int:
+        return sum(c.width + 1 for c in self.columns) - 1
 
     @property
     def current_key(self) -> Optional[str]:
@@ -188,12 +191,12 @@ class VirtualTable(ScrollView, can_focus=True):
             cell_style = sorted_style if (sorted_style and n == self.sort_column) else style
             segments.append(Segment(text, cell_style))
             segments.append(Segment(" ", style))
-        return segments
+        return segments[:-1]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         scroll_x = round(self.scroll_offset.x)
-        total = self.virtual_size.width
+        total = self._width()
         base = self.rich_style
         if y == 0:
             header = base + self.get_component_rich_style("virtual-table--header")
