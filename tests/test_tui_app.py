@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from rich.text import Text
-from textual.widgets import Input, RichLog, Select, Static, Tree
+from textual.widgets import Input, RichLog, Select, Tree
 
 from engine import Reasoner
 from engine.interview import Interview

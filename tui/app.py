@@ -6,17 +6,16 @@ keeps the previous KB in use) and the KB file watcher.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 from textual.app import App
-from textual.binding import Binding
 from textual.reactive import reactive
 
 from engine import KBError, Reasoner, load_kb
 from engine.kb import KnowledgeBase, Problem
 from engine.report_model import Report, ResetOut
+from facts.errors import UserError
 
 from .actions import ActionsProvider
 from .bindings import bindings
@@ -229,7 +228,10 @@ class RstSleuthApp(App):
     def reload_kb(self) -> bool:
         ok = self.session.reload_kb()
         if ok:
-            self.session.analyze(self.lang)
+            try:
+                self.session.analyze(self.lang)
+            except UserError as exc:  # e.g. the capture was moved meanwhile: keep the old report
+                self.notify(str(exc), severity="error")
             self.notify(self.t("kb_reloaded", rules=len(self.session.kb.rules)))
         else:
             self.notify(self.t("kb_errors", n=len(self.session.problems)), severity="error")
