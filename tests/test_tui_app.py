@@ -151,13 +151,21 @@ def test_interview_without_capture_runs_to_the_same_verdict_as_the_engine():
         await pilot.pause()
         log_text = "\n".join(strip.text for strip in screen.query_one(RichLog).lines)
         assert "> why" in log_text
+        pasted = 0
         while not screen.iv.finished and len(asked) < 40:
             question = screen.iv.current
             asked.append(question.id)
-            screen.query_one("#answer", Input).value = _answer_for(question)
-            await screen.query_one("#answer", Input).action_submit()
+            if question.answer == "text":  # pasted output goes in the text area (ctrl+s)
+                paste = screen.query_one("#paste")
+                assert paste.display and paste.has_focus
+                paste.text = _answer_for(question)
+                await pilot.press("ctrl+s")
+                pasted += 1
+            else:
+                screen.query_one("#answer", Input).value = _answer_for(question)
+                await screen.query_one("#answer", Input).action_submit()
             await pilot.pause()
-        assert screen.iv.finished
+        assert screen.iv.finished and pasted
         # the same engine and questions as `rstsleuth ask`: replay the answers on it directly
         with Reasoner(shipped_kb()) as reasoner:
             iv = Interview(shipped_kb(), reasoner)
@@ -175,6 +183,21 @@ def test_interview_without_capture_runs_to_the_same_verdict_as_the_engine():
         await pilot.press("f7")
         await pilot.pause()
         assert not screen.iv.finished and screen.iv.current.id == asked[-1]
+    run(app, scenario)
+
+
+def test_interview_with_a_capture_starts_from_the_selected_reset():
+    app = make_app()
+
+    async def scenario(app, pilot):
+        await pilot.press("f3")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, InterviewScreen)
+        assert screen.iv.base == app.session.evidence["1:r1"]
+        assert screen.iv.inference.origin == "middle_device"  # the capture already says so
+        log_text = "\n".join(strip.text for strip in screen.query_one(RichLog).lines)
+        assert "evidence from examples/firewall_idle_reset.pcap reset 1:r1, frame 10" in log_text
     run(app, scenario)
 
 
