@@ -27,6 +27,7 @@ Design (why it looks like this):
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -48,7 +49,27 @@ def durable_value(value: Any) -> Any:
     if isinstance(value, str):
         return "h" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"),
                                      digest_size=12).hexdigest()
+    if isinstance(value, float) and value != 0.0:
+        # durable's parser also rejects exponent floats without a decimal point ("5e-05",
+        # code 204): a 50 µs gap between packets is one. Below TINY_FLOAT every magnitude is
+        # the same to the KB (the validator forbids constants in (0, TINY_FLOAT]).
+        if abs(value) < TINY_FLOAT:
+            return math.copysign(TINY_FLOAT, value)
+        if abs(value) >= 1e16:
+            return int(value)
     return value
+
+
+# Python's json prints every float of at least this magnitude without an exponent.
+TINY_FLOAT = 0.0001
+
+
+def unsafe_constant(value: Any) -> bool:
+    """A KB number durable could not compare faithfully (see durable_value)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < abs(value) <= TINY_FLOAT)
+
+
 _SCALAR_KINDS = ("b", "n", "s")
 
 
@@ -163,7 +184,7 @@ class _Compiler:
             return {key: durable_value(test.value)}
         if op == "!=":
             return {"$and": [{"$ex": {key: 1}}, {"$neq": {key: durable_value(test.value)}}]}
-        return {_ORDER_OPS[op]: {key: test.value}}
+        return {_ORDER_OPS[op]: {key: durable_value(test.value)}}
 
     def expression(self, node: Node) -> dict:
         if isinstance(node, Lit):
@@ -267,6 +288,14 @@ def compile_kb(kb: KnowledgeBase) -> CompiledKB:
                     compiled_regex(str(lit.test.value))
         except re.error as exc:
             problems.append(_problem(rule, f"bad regular expression: {exc}"))
+            continue
+        tiny = [lit.test for lit in _literals(node) if lit.test.op not in ("matches", "exists")
+                and any(unsafe_constant(v) for v in (lit.test.value if isinstance(
+                    lit.test.value, (list, tuple)) else [lit.test.value]))]
+        if tiny:
+            problems.append(_problem(rule, f"{tiny[0].field}: constants of magnitude "
+                                     f"{TINY_FLOAT} or less cannot be compared by the engine; "
+                                     f"use 0 or a larger value"))
             continue
         try:
             parts = _split(node)

@@ -39,3 +39,28 @@ def test_hostile_strings_compare_exactly(reasoner, text):
     assert inf.cf("finding.ex") > 0
     # the durable path and the pure-Python evaluator agree
     assert reasoner.fire(inf.evidence)[0] == reasoner.fire_python(inf.evidence)[0]
+
+
+# --- floats that durable's parser rejects ("5e-05") -----------------------------------------
+
+@pytest.mark.parametrize("gap", [5e-05, 1e-07, 4.2e-06, -3e-05, 0.0, 1e17, 2.5e20])
+def test_exponent_floats_are_safe(gap):
+    rules = [make_rule("pos", {"field": "idle_before_s", "op": ">", "value": 0}, "finding.pos", 0.5),
+             make_rule("small", {"field": "idle_before_s", "op": "<", "value": 0.001},
+                       "finding.small", 0.5),
+             make_rule("big", {"field": "idle_before_s", "op": ">=", "value": 1e16},
+                       "finding.big", 0.5)]
+    with Reasoner(KnowledgeBase(path=Path("t"), rules=rules)) as r:
+        inf = r.infer({"idle_before_s": gap})
+        assert (inf.cf("finding.pos") > 0) == (gap > 0)
+        assert (inf.cf("finding.small") > 0) == (gap < 0.001)
+        assert (inf.cf("finding.big") > 0) == (gap >= 1e16)
+        assert r.fire(inf.evidence)[0] == r.fire_python(inf.evidence)[0]
+
+
+def test_kb_constant_too_small_for_the_engine_is_a_kb_problem():
+    from engine import KBError
+    rule = make_rule("tiny", {"field": "idle_before_s", "op": "<", "value": 5e-05}, "finding.t", 0.5)
+    with pytest.raises(KBError) as err:
+        Reasoner(KnowledgeBase(path=Path("t"), rules=[rule]))
+    assert "idle_before_s" in str(err.value.problems[0])
