@@ -1,10 +1,12 @@
 """Connection table: one streaming pass over decoded packets, memory O(connections + RSTs).
 
-The per-packet update is the hot loop of ``rstsleuth facts`` and ``analyze``: it keeps plain
-slotted objects and two-element lists indexed by direction (0 = from the client, 1 = from the
-server), stores references to the last segments instead of copying their fields, and leaves
-everything that only matters for RSTs (sequence positions, baselines, pydantic models) to
-:mod:`facts.rst`, which runs once per RST after the pass.
+The per-packet update is the hot loop of ``rstsleuth facts`` and ``analyze``: the table maps
+each direction's 4-tuple to a slotted :class:`Half` (side 0 = the client's packets, 1 = the
+server's), the update stores references to the last segments instead of copying their
+fields, and everything that only matters for RSTs (sequence positions, baselines, pydantic
+models) is left to :mod:`facts.rst`, which runs once per RST after the pass. Window scaling
+is read from a ``wscale`` attribute of SYN segments when the decoder provides one (shift, or
+None for no option); without it the scale is unknown.
 
 Segments fed in are kept by reference (the last ones of each direction) and their payload is
 trimmed to its first 64 bytes, so memory does not depend on segment sizes.
