@@ -177,11 +177,28 @@ def test_scenario_captures_show_what_really_happened(name, family, tmp_path):
 
 
 def _assert_analyze_origin(folder: Path) -> None:
+    """The verdict on freshly made captures: origin, tracert hop, timing pattern and top
+    sub-type with both captures; and the origin from the client capture alone wherever that
+    capture can tell (a forged RST reached the client from a device that is not a full proxy)."""
+    from engine.analysis import analyze
+    from examples.lab import read_expected
     from examples.lab.check import check_folder, missing_resets
     rows = check_folder(folder, _kb())
     assert not missing_resets(folder, rows)
     for row in rows:
         assert row.origin_ok, row
+        assert row.pattern_ok, row
+        assert row.subtype_ok, row
+    expected = read_expected(folder / "expected.yaml")
+    at_client = [e for e in expected.rsts if e.capture == "client"]
+    if at_client and all(e.sent_by_role == "middle_device" for e in at_client):
+        alone = analyze(str(folder / "client.pcap"), kb=_kb())
+        port = expected.endpoints.server_port
+        verdicts = {r.origin for r in alone.resets if r.connection.server.port == port}
+        assert verdicts == {"middle_device"}, (expected.scenario, verdicts)
+    if at_client and all(e.sent_by_role == "host" for e in at_client):
+        alone = analyze(str(folder / "client.pcap"), kb=_kb())
+        assert all(r.origin != "middle_device" for r in alone.resets), expected.scenario
 
 
 _KB = []
