@@ -42,7 +42,7 @@ class Flow:
     """One connection's packets, produced lazily: ``next(now)`` returns the frame bytes and
     the delay until this flow's next packet (None when it has ended)."""
 
-    __slots__ = ("rng", "kind", "ends", "ttl", "seq", "ipid", "left", "step", "idle_done")
+    __slots__ = ("rng", "kind", "ends", "ttl", "seq", "ipid", "left", "step")
 
     def __init__(self, rng: random.Random, i: int, budget: int, kind: str):
         self.rng = rng
@@ -55,7 +55,6 @@ class Flow:
         self.ipid = [rng.getrandbits(16), rng.getrandbits(16)]
         self.left = max(budget, 4)
         self.step = 0 if kind != "midflow" else 3
-        self.idle_done = False
 
     def frame(self, side: int, flags: int, plen: int, *, ttl=None, ipid=None, seq=None,
               window=64240) -> bytes:
@@ -80,13 +79,15 @@ class Flow:
         self.left -= 1
         kind = self.kind
         if step == 0:
+            f = self.frame(0, SYN, 0)
             self.advance(0, 1)
-            return self.frame(0, SYN, 0), 0.001 + rng.random() * 0.05
+            return f, 0.001 + rng.random() * 0.05
         if step == 1:
             if kind == "refused":
                 return self.frame(1, RST | ACK, 0, seq=0), None
+            f = self.frame(1, SYN | ACK, 0, window=65535)
             self.advance(1, 1)
-            return self.frame(1, SYN | ACK, 0, window=65535), 0.0005 + rng.random() * 0.05
+            return f, 0.0005 + rng.random() * 0.05
         if step == 2:
             return self.frame(0, ACK, 0), 0.001
         if self.left > 2:
@@ -97,21 +98,22 @@ class Flow:
             f = self.frame(side, flags, plen)
             self.advance(side, plen)
             delay = 0.0002 + rng.random() * 0.2
-            if kind == "idle_rst" and not self.idle_done and self.left <= 4:
-                self.idle_done = True
-                delay = IDLE_GAP
+            if kind == "idle_rst" and self.left == 3:
+                delay = IDLE_GAP  # silence, then the request the firewall answers
             return f, delay
         if self.left == 2:
             if kind in ("fin", "midflow"):
+                f = self.frame(0, FIN | ACK, 0)
                 self.advance(0, 1)
-                return self.frame(0, FIN | ACK, 0), 0.001
+                return f, 0.001
             f = self.frame(0, PSH | ACK, 120)  # the request that draws the RST
             self.advance(0, 120)
             return f, 0.0008 + rng.random() * 0.01
         if self.left == 1:
             if kind in ("fin", "midflow"):
+                f = self.frame(1, FIN | ACK, 0)
                 self.advance(1, 1)
-                return self.frame(1, FIN | ACK, 0), 0.001
+                return f, 0.001
             if kind == "endpoint_rst":
                 return self.frame(1, RST | ACK, 0), None
             forged_ttl = 253 if kind == "idle_rst" else FORGED_TTLS[self.ttl[1] % 5]
@@ -136,7 +138,8 @@ def generate(n_packets: int, out: Path, *, connections: int = 20_000, seed: int 
     heap: list = []
     for i in range(connections):
         kind = choose_kind(rng)
-        start = rng.random() * (DURATION - IDLE_GAP - 600 if kind == "idle_rst" else DURATION)
+        # Idle flows start early enough to end before the packet budget cuts the capture.
+        start = rng.random() * (DURATION - IDLE_GAP - 1800 if kind == "idle_rst" else DURATION)
         budget = max(4, int(per_flow * (0.5 + rng.random())))
         heap.append((start, i, Flow(rng, i, budget, kind)))
     heapq.heapify(heap)
