@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 
-from facts.errors import UserError
 
 FORMATS = ("text", "json", "markdown")
 
@@ -32,6 +31,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine import load_kb
     from engine.analysis import analyze
+    from tui.output import write_output
     from tui.progress import ProgressBar
     from tui.render import render
 
@@ -45,14 +45,7 @@ def run(args) -> int:
     to_tty = args.output is None and sys.stdout.isatty()
     color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
     text = render(report, args.format, args.lang, color=color and args.format == "text")
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UserError(f"{args.output}: cannot write report ({exc.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, "report")
     for warning in report.warnings:
         print(f"rstsleuth: warning: {warning}", file=sys.stderr)
     if args.fail_on_forged and any(r.origin == "middle_device" for r in report.resets):

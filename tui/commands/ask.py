@@ -17,6 +17,7 @@ from typing import Any, Optional
 import yaml
 
 from facts.errors import UserError
+from tui.output import write_output
 
 FORMATS = ("text", "json", "markdown")
 END_OF_PASTE = "."
@@ -243,15 +244,7 @@ def run(args) -> int:
                             + ", ".join(replay.unused()))
         verdict = iv.verdict()
         text = render_verdict(verdict, args.format, args.lang)
-        if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as exc:
-                raise UserError(f"{args.output}: cannot write verdict ({exc.strerror})") from None
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        write_output(text, args.output, "verdict")
         if iv.stopped != "quit" or not lines.eof:
             after_verdict(iv, lines, dialogue)
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ListItem, ListView, Static
 
 from engine import fixparams
@@ -16,6 +15,7 @@ from ..bindings import bindings
 from ..render.common import baseline_line, dual_line, idle_line, source_line
 from ..widgets.ladder import Ladder
 from .i18n import t
+from .live import LiveScreen
 
 
 def localized(session, reset: ResetOut, lang: str
@@ -66,7 +66,7 @@ def evidence_text(items: list[EvidenceItem], lang: str) -> Text:
     return out
 
 
-class DetailScreen(Screen):
+class DetailScreen(LiveScreen):
     BINDINGS = bindings("detail")
 
     def __init__(self, reset_id: str):
@@ -84,11 +84,7 @@ class DetailScreen(Screen):
             yield ListView(id="fixes")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.app.steady(self)
-        self.watch(self.app, "lang", lambda _l: self.show(), init=False)
-        self.watch(self.app, "kb_version", lambda _v: self.show(), init=False)
-        self.show()
+    def focus_first(self) -> None:
         # focus the page, not the list: focusing the list would scroll past the ladder
         self.query_one("#detail-body").focus()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 
 from engine.conditions import render
@@ -14,6 +13,7 @@ from engine.loader import display_name
 
 from ..bindings import bindings
 from .i18n import kb_text, t
+from .live import LiveScreen
 
 KIND_ORDER = ("subtype", "origin", "pattern", "finding")
 
@@ -78,7 +78,7 @@ def problems_text(session, lang: str, watching: bool) -> Text:
     return out
 
 
-class KbScreen(Screen):
+class KbScreen(LiveScreen):
     BINDINGS = bindings("kb")
 
     def compose(self) -> ComposeResult:
@@ -90,11 +90,6 @@ class KbScreen(Screen):
                 yield Static(id="kb-problems")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.app.steady(self)
-        self.watch(self.app, "lang", lambda _l: self.show(), init=False)
-        self.watch(self.app, "kb_version", lambda _v: self.show(), init=False)
-        self.show()
 
     def on_screen_resume(self) -> None:
         self.query_one("#kb-tree", Tree).focus()

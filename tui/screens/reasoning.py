@@ -7,7 +7,6 @@ from typing import Any, Optional
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -17,6 +16,7 @@ from facts.fields import FIELDS
 
 from ..bindings import bindings
 from .i18n import kb_text, t
+from .live import LiveScreen
 
 EXPAND_DEPTH = 3
 
@@ -127,7 +127,7 @@ def what_if_text(result, lang: str) -> Text:
     return out
 
 
-class ReasoningScreen(Screen):
+class ReasoningScreen(LiveScreen):
     BINDINGS = bindings("reasoning")
 
     def __init__(self, reset_id: str):
@@ -151,11 +151,7 @@ class ReasoningScreen(Screen):
                     yield Static(id="what-if-result")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.app.steady(self)
-        self.watch(self.app, "lang", lambda _l: self.show(), init=False)
-        self.watch(self.app, "kb_version", lambda _v: self.show(), init=False)
-        self.show()
+    def focus_first(self) -> None:
         self.query_one("#how", Tree).focus()
 
     @property
