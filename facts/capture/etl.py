@@ -35,6 +35,7 @@ from .etl_events import (KW_FRAGMENT_FIRST, KW_FRAGMENT_LAST, KW_NATIVE_80211, K
 PKTMON_LINKTYPES = {1: linktypes.ETHERNET, 2: linktypes.IEEE802_11, 3: linktypes.RAW}
 # pktmon's direction tags: Rx (3) is a packet arriving, Tx (4) one leaving.
 PKTMON_DIRECTIONS = {3: "in", 4: "out"}
+PM_DIRS = tuple(PKTMON_DIRECTIONS.get(i) for i in range(8))      # by DirTag & 7
 
 # Copies of one pktmon packet are logged within microseconds; a key not seen for this long
 # is forgotten, which keeps folding memory bounded on long captures.
@@ -85,20 +86,37 @@ class EtlCapture(Capture):
         self.events_read = 0
 
     def records(self) -> Iterator[tuple]:
+        stats = self.start_pass()
+        try:
+            yield from self.fold_records(stats)
+            self.bytes_read = self.etl.file_size
+        finally:
+            self.finish_pass(stats)
+
+    def fast_packets(self):
+        """Decoded packets straight from the buffers (``etl_fast``): pktmon copies are
+        stepped over on their fold key and common frames decoded in place."""
+        from .etl_fast import iter_fused
+        return iter_fused(self)
+
+    def start_pass(self) -> dict:
+        """Reset what a pass over the file reports; returns its fragment counters."""
         self.warnings.clear()
         self.drops = []
         self.records_read = 0
         self.events_read = 0
         self.link_types = set()
         self.bytes_read = 0
-        stats = {"orphan": 0, "incomplete": 0}
-        try:
-            yield from self._records(stats)
-            self.bytes_read = self.etl.file_size
-        finally:
-            self._finish(stats)
+        self.etl.reset_problems()
+        return {"orphan": 0, "incomplete": 0}
 
-    def _finish(self, stats) -> None:
+    def fold_spans(self) -> tuple[int, int]:
+        """_FOLD_WINDOW_S and _HOLD_S in raw timestamp units."""
+        clock = self.clock
+        ticks_per_s = clock.frequency if clock.clock_type != 2 else 10_000_000
+        return int(_FOLD_WINDOW_S * ticks_per_s), int(_HOLD_S * ticks_per_s)
+
+    def finish_pass(self, stats) -> None:
         self.warnings.extend(self.etl.problems)
         if not self.events_read and not self.warnings:
             self.warnings.append(
@@ -111,29 +129,28 @@ class EtlCapture(Capture):
                 f" (yielded as captured), {stats['orphan']} fragments without a first part"
                 f" (skipped)")
 
-    def _records(self, stats):
+    def fold_records(self, stats, resume=None):
+        """The fold. ``resume`` = (events, states, frame, live, older, generation_start)
+        continues a pass the fused reader (``etl_fast``) began with the same state."""
         clock = self.clock
         seconds = clock.seconds
         linear = clock.linear
         whole_s, tick_off = clock.whole_seconds, clock.tick_offset
-        ticks_per_s = clock.frequency if clock.clock_type != 2 else 10_000_000
-        window = int(_FOLD_WINDOW_S * ticks_per_s)
-        hold = int(_HOLD_S * ticks_per_s)
+        window, hold = self.fold_spans()
         # Fold keys -> packets in two generations of ``window`` each: a key unseen for two
         # windows is forgotten, at O(1) cost per event. A yielded packet is remembered as a
         # tuple (AppearanceCount, frame, direction): tuples of scalars leave the cyclic GC
         # alone, while tens of thousands of live lists would make every collection crawl.
         # A packet still waiting for a preferred copy is a list (see _HOLD_S).
-        live: dict = {}
-        older: dict = {}
-        generation_start = 0
+        if resume is None:
+            events, states = self.etl.events(walk_buffer, StreamState, self.note_offset)
+            frame, live, older, generation_start = 0, {}, {}, 0
+        else:
+            events, states, frame, live, older, generation_start = resume
         queue: deque = deque()              # pktmon packets waiting for a preferred copy
         pending: dict = {}                  # (proc, miniport, lower) -> [ts, kw, bytearray]
-        pm_dirs = tuple(PKTMON_DIRECTIONS.get(i) for i in range(8))
+        pm_dirs = PM_DIRS
         link_types = self.link_types
-        frame = 0
-        events, states = self.etl.events(walk_buffer, StreamState,
-                                         self._progress)
         try:
             for ev in events:
                 if ev[1] == PKTMON:
@@ -239,7 +256,7 @@ class EtlCapture(Capture):
             if ndis:
                 self.providers_seen.add("ndis")
 
-    def _progress(self, offset: int) -> None:
+    def note_offset(self, offset: int) -> None:
         if offset > self.bytes_read:
             self.bytes_read = offset
 

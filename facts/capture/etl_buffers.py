@@ -195,7 +195,18 @@ class EtlFile:
                 off += size
         return out
 
-    def _body(self, f, off: int, hdr) -> bytes:
+    def reset_problems(self) -> None:
+        """Forget the problems of a previous pass over the events (the index's stay)."""
+        self._problems = {k: list(v) for k, v in self._index_problems.items()}
+
+    def streams(self) -> dict:
+        """Processor number -> that processor's (file offset, header) buffer entries."""
+        streams: dict[int, list] = {}
+        for off, hdr in self.buffers:
+            streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
+        return streams
+
+    def read_body(self, f, off: int, hdr) -> bytes:
         """The event area of one buffer (after its header), decompressed when needed."""
         size, saved, flag, used = hdr[0], hdr[1], hdr[10], hdr[9]
         f.seek(off + BUFFER_HEADER)
@@ -227,34 +238,46 @@ class EtlFile:
         end = max(ends) if ends else size
         return raw[:end - BUFFER_HEADER]
 
+    def is_cut(self, off: int, hdr) -> bool:
+        """The file ends inside this buffer."""
+        return off + hdr[0] > self.file_size
+
     def _stream(self, entries, walk, proc, state, progress):
         """Per buffer of one processor's stream, in file order: the list of its events."""
         with open(self.path, "rb") as f:
             for off, hdr in entries:
-                body = self._body(f, off, hdr)
+                body = self.read_body(f, off, hdr)
                 if progress is not None:
                     progress(min(off + hdr[0], self.file_size))
                 if body:
                     # In a buffer cut short by the end of file the last event is expected
                     # to be incomplete: the cut-short warning already says so.
-                    cut = off + hdr[0] > self.file_size
-                    yield walk(body, off, proc, cut, state, self._problem)
+                    yield walk(body, off, proc, self.is_cut(off, hdr), state, self._problem)
 
     def events(self, walk, new_state, progress=None):
         """All events ``walk(body, off, proc, cut, state, problem) -> list`` finds in the
         buffers, merged across processor streams by timestamp (each item's first element).
         ``new_state()`` makes the walker's state for one stream; ``progress(offset)`` is told
         the end of each buffer read. Returns (iterator, states)."""
-        self._problems = {k: list(v) for k, v in self._index_problems.items()}
-        streams: dict[int, list] = {}
-        for off, hdr in self.buffers:
-            streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
+        self.reset_problems()
+        streams = self.streams()
         states = [new_state() for _ in streams]
         gens = [self._stream(entries, walk, proc, state, progress)
                 for (proc, entries), state in zip(streams.items(), states)]
         if len(gens) == 1:
             return _chain(gens[0]), states
         return _merge(gens), states
+
+
+    def resume_events(self, walk, state, index: int, body: bytes, start: int, progress=None):
+        """The events of a single-stream file from record offset ``start`` of buffer
+        ``index`` (whose body the caller has read) on: where a fused reader that met an
+        event it does not handle itself hands the rest of the file to ``walk``."""
+        (proc, entries), = self.streams().items()
+        off, hdr = entries[index]
+        first = walk(body, off, proc, self.is_cut(off, hdr), state, self._problem, start)
+        yield from first
+        yield from _chain(self._stream(entries[index + 1:], walk, proc, state, progress))
 
 
 def _chain(lists):

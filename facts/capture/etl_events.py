@@ -37,8 +37,8 @@ KW_FRAGMENT_FIRST = 0x40000000
 KW_FRAGMENT_LAST = 0x80000000
 KW_SEND = 0x100000000
 KW_RECEIVE = 0x200000000
-_KW_WHOLE = KW_FRAGMENT_FIRST | KW_FRAGMENT_LAST
-_KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
+KW_WHOLE = KW_FRAGMENT_FIRST | KW_FRAGMENT_LAST
+KW_MEDIA = KW_NATIVE_80211 | KW_WWAN_RAW_IP
 # Link types: Ethernet 1, raw IP 101, native 802.11 105 (facts.linktypes names them).
 NDIS_LINKTYPES = {0: 1, KW_WWAN_RAW_IP: 101, KW_NATIVE_80211: 105,
                   KW_NATIVE_80211 | KW_WWAN_RAW_IP: 105}
@@ -62,8 +62,8 @@ _U16 = Struct("<H")
 _U32 = Struct("<I")
 _EXT = Struct("<HHHH")
 # System/compact/perfinfo trace headers keep Version in the first word, Size in the second.
-_SIZE_AT_4 = frozenset((1, 2, 3, 4, 16, 17))
-_EXTENDED_INFO = 0x0001
+SIZE_AT_4 = frozenset((1, 2, 3, 4, 16, 17))
+EXTENDED_INFO = 0x0001
 
 
 class StreamState:
@@ -80,14 +80,15 @@ class StreamState:
 
 
 def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
-                problem) -> list:
+                problem, start: int = 0) -> list:
     """Packet events of one buffer body. ``off`` is the buffer's file offset (for messages),
     ``cut`` says the file ended inside this buffer (an incomplete last event is then
-    expected, not corruption), ``problem(text)`` records a one-line problem."""
+    expected, not corruption), ``problem(text)`` records a one-line problem. ``start`` is
+    the offset of the first record to walk (the fused reader hands a buffer over mid-way)."""
     out: list = []
     add = out.append
     n = len(body)
-    p = 0
+    p = start
     unpack = _EVT.unpack_from
     unpack_pm = _PKTMON.unpack_from
     unpack_nd = _NDIS.unpack_from
@@ -106,7 +107,7 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                 word = _U32.unpack_from(body, p)[0]
                 if word == 0xFFFFFFFF or word == 0:
                     return out                     # unused tail of the buffer
-                size = _U16.unpack_from(body, p + 4 if htype in _SIZE_AT_4 else p)[0]
+                size = _U16.unpack_from(body, p + 4 if htype in SIZE_AT_4 else p)[0]
                 if size < 8 or p + size > n:
                     if not (cut and size >= 8):
                         problem(f"corrupt event in buffer at offset {off}"
@@ -125,7 +126,7 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
             kind = get(guid)
             if kind is None:
                 continue
-            if flags & _EXTENDED_INFO:
+            if flags & EXTENDED_INFO:
                 start = skip_extended(body, start, end)
                 if start is None:
                     continue
@@ -162,8 +163,8 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
                 fend = fstart + fsize
                 if fend > end:
                     fend = end
-                if kw & _KW_WHOLE == _KW_WHOLE:
-                    add((ts, NDIS_WHOLE, NDIS_LINKTYPES[kw & _KW_MEDIA], body[fstart:fend],
+                if kw & KW_WHOLE == KW_WHOLE:
+                    add((ts, NDIS_WHOLE, NDIS_LINKTYPES[kw & KW_MEDIA], body[fstart:fend],
                          NDIS_DIRECTIONS[(kw >> 32) & 3]))
                 else:
                     add((ts, NDIS, kw, miniport, lower, fstart, fend, body, proc))
