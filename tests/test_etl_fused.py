@@ -34,20 +34,26 @@ def _summary(cap):
 
 
 def _general(path):
+    """Records through the general walk and fold, decoded one by one."""
     cap = open_capture(path)
     out = []
-    for frame, ts, lt, data, origlen, direction in cap.records():
+    records = list(cap.general_records())
+    for frame, ts, lt, data, origlen, direction in records:
         pkt = decode(lt, data, frame, ts, origlen, direction)
         if pkt is not None:
             out.append(_fields(pkt))
-    return out, _summary(cap)
+    return records, out, _summary(cap)
 
 
 def _fused(path):
+    """The fused loop, once yielding records, once decoding (iter_packets)."""
     cap = open_capture(path)
     assert isinstance(cap, EtlCapture)
+    records = list(cap.records())
+    summary = _summary(cap)
     out = [_fields(p) for p in iter_packets(cap)]
-    return out, _summary(cap)
+    assert _summary(cap) == summary
+    return records, out, summary
 
 
 def _handed_over(path) -> bool:
@@ -57,6 +63,7 @@ def _handed_over(path) -> bool:
     fold = cap.fold_records
     cap.fold_records = lambda stats, resume=None: calls.append(resume) or fold(stats, resume)
     list(iter_packets(cap))
+    list(cap.records())
     return bool(calls)
 
 
@@ -93,7 +100,7 @@ def test_fused_equals_general(tmp_path, name):
     general = _general(path)
     assert _fused(path) == general
     if name.startswith(("pktmon", "ndis")):
-        assert general[0], "the variant must decode packets"
+        assert general[1], "the variant must decode packets"
 
 
 @pytest.mark.parametrize("name", ["pktmon-1copy", "pktmon-3copies-128", "pktmon-raw-ip",
@@ -151,4 +158,16 @@ def test_corpus_pktmon_fused_equals_general():
         pytest.skip(f"corpus file 29 not found under {CORPUS}")
     fused = _fused(path)
     assert fused == _general(path)
-    assert len(fused[0]) == 159
+    assert len(fused[0]) == 260 and len(fused[1]) == 159
+
+
+def test_single_stream_records_progress_and_counters(tmp_path):
+    path = write_pktmon_etl(tmp_path / "g.etl", _packets(60), buffer_size=2048)
+    cap = open_capture(path)
+    it = cap.records()
+    next(it)
+    assert 0 < cap.bytes_read < Path(path).stat().st_size
+    assert cap.records_read == 1
+    rest = list(it)
+    assert [r[0] for r in rest] == list(range(2, 61)) and cap.records_read == 60
+    assert cap.bytes_read == Path(path).stat().st_size

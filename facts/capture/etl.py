@@ -86,18 +86,25 @@ class EtlCapture(Capture):
         self.events_read = 0
 
     def records(self) -> Iterator[tuple]:
-        stats = self.start_pass()
-        try:
-            yield from self.fold_records(stats)
-            self.bytes_read = self.etl.file_size
-        finally:
-            self.finish_pass(stats)
+        """Through the fused loop of ``etl_fast`` (same records as ``general_records``)."""
+        from .etl_fast import iter_fused
+        return iter_fused(self, records=True)
 
     def fast_packets(self):
         """Decoded packets straight from the buffers (``etl_fast``): pktmon copies are
         stepped over on their fold key and common frames decoded in place."""
         from .etl_fast import iter_fused
         return iter_fused(self)
+
+    def general_records(self) -> Iterator[tuple]:
+        """The records through ``walk_buffer`` and ``fold_records`` alone: what the fused
+        loop hands unusual events to, and the reference it is tested against."""
+        stats = self.start_pass()
+        try:
+            yield from self.fold_records(stats)
+            self.bytes_read = self.etl.file_size
+        finally:
+            self.finish_pass(stats)
 
     def start_pass(self) -> dict:
         """Reset what a pass over the file reports; returns its fragment counters."""

@@ -210,10 +210,9 @@ class EtlFile:
         """The event area of one buffer (after its header), decompressed when needed."""
         size, saved, flag, used = hdr[0], hdr[1], hdr[10], hdr[9]
         f.seek(off + BUFFER_HEADER)
-        raw = f.read(size - BUFFER_HEADER)
-        short = len(raw) < size - BUFFER_HEADER
         if flag & FLAG_COMPRESSED:
-            if short:
+            raw = f.read(size - BUFFER_HEADER)
+            if len(raw) < size - BUFFER_HEADER:
                 self._problem(f"file cut short inside compressed buffer at offset {off};"
                               f" its events are lost")
                 return b""
@@ -227,16 +226,17 @@ class EtlFile:
             if want <= 0 or want > len(body):
                 want = len(body)
             return body[:want]
-        if short:
+        have = min(size, self.file_size - off)
+        if have < size:
             self._problem(f"file cut short inside buffer at offset {off}"
-                          f" ({len(raw) + BUFFER_HEADER} of {size} bytes); events after the"
-                          f" cut are lost")
+                          f" ({have} of {size} bytes); events after the cut are lost")
         # Offset is the filled length in the files we have seen (SavedOffset there points at
         # the last event); take the larger plausible one -- the walk stops at the 0xFF
-        # filler of an unused tail anyway, so reading too far costs nothing.
+        # filler of an unused tail anyway, so reading too far costs nothing. Only the filled
+        # part is read: no unused tail, no second copy to trim it.
         ends = [e for e in (used, saved) if BUFFER_HEADER < e <= size]
         end = max(ends) if ends else size
-        return raw[:end - BUFFER_HEADER]
+        return f.read(end - BUFFER_HEADER)
 
     def is_cut(self, off: int, hdr) -> bool:
         """The file ends inside this buffer."""

@@ -1,5 +1,6 @@
 """The fused ETL reader: buffer walk, pktmon fold and decode in one loop. It is what
-``EtlCapture.fast_packets`` returns, so ``facts.decode.iter_packets`` reads .etl this way.
+``EtlCapture.fast_packets`` returns, so ``facts.decode.iter_packets`` reads .etl this way;
+``EtlCapture.records()`` runs the same loop and yields records instead of decoding.
 
 Through ``records()`` a pktmon packet costs an event tuple per copy, a record tuple, a
 copy of its bytes and the general decoder. Here, for a trace with one processor stream,
@@ -36,18 +37,18 @@ from .fastpcap import LAYOUTS, fast_segment
 _HOT = Struct("<HBBH10xq16sH6xQ24xQHHHH14xHH")
 _HOT_LEN = _HOT.size                                  # 114 = 80 + pktmon's 34
 _EVT = Struct("<HBBH18x16sH")                         # size, type, marker, flags, guid, id
-_SIZE_APP = Struct("<H88xH")                          # Size, AppearanceCount
 _U16 = Struct("<H")
 _U32 = Struct("<I")
 _END, _STOP = -1, -2
 
 
-def iter_fused(cap):
-    """Decoded packets of an ``EtlCapture`` (see the module text)."""
+def iter_fused(cap, records: bool = False):
+    """Decoded packets of an ``EtlCapture`` (see the module text); with ``records`` its
+    ``(frame, ts, linktype, data, origlen, direction)`` records instead."""
     streams = cap.etl.streams()
     if len(streams) != 1:
-        return _general_pass(cap)
-    return _fused(cap, next(iter(streams.values())))
+        return _general_pass(cap, records)
+    return _fused(cap, next(iter(streams.values())), records)
 
 
 def _decoded(records):
@@ -64,10 +65,11 @@ def _decoded(records):
             yield pkt
 
 
-def _general_pass(cap):
+def _general_pass(cap, records):
     stats = cap.start_pass()
     try:
-        yield from _decoded(cap.fold_records(stats))
+        folded = cap.fold_records(stats)
+        yield from folded if records else _decoded(folded)
         cap.bytes_read = cap.etl.file_size
     finally:
         cap.finish_pass(stats)
@@ -100,7 +102,7 @@ def _other_record(body, p, n):
     return _STOP if guid == NDIS_GUID else nxt
 
 
-def _fused(cap, entries):
+def _fused(cap, entries, records):
     stats = cap.start_pass()
     etl = cap.etl
     clock = cap.clock
@@ -122,8 +124,6 @@ def _fused(cap, entries):
     Seg = TcpSegment
     ext = EXTENDED_INFO
     pktmon_guid, ndis_guid = PKTMON_GUID, NDIS_GUID
-    size_app = _SIZE_APP.unpack_from
-    pm_160 = PKTMON_GUID + _U16.pack(160)
     handed = False
     try:
         with open(etl.path, "rb") as f:
@@ -132,7 +132,6 @@ def _fused(cap, entries):
                 cap.note_offset(min(off + hdr[0], etl.file_size))
                 n = len(body)
                 p = 0
-                startswith = body.startswith
                 while p + 8 <= n:
                     if p + _HOT_LEN > n:
                         q = _other_record(body, p, n)
@@ -192,31 +191,10 @@ def _fused(cap, entries):
                         if end > p + size:
                             end = p + size
                         lt = 1 if ptype == 1 else 101
-                        # The copies logged right behind this one: the same header type,
-                        # flags, provider, event id and fold key, a higher AppearanceCount.
-                        # Compared in place (startswith at an offset), nothing unpacked but
-                        # Size and AppearanceCount.
-                        q = p + ((size + 7) & ~7)
-                        if q + _HOT_LEN <= n:
-                            key_bytes = body[p + 80:p + 90]
-                            if startswith(key_bytes, q + 80):
-                                head = body[p + 2:p + 6]
-                                while (startswith(key_bytes, q + 80)
-                                       and startswith(pm_160, q + 24)
-                                       and startswith(head, q + 2)):
-                                    csize, capp = size_app(body, q)
-                                    if csize < _HOT_LEN or q + csize > n or capp <= last_app:
-                                        break
-                                    pm_events += 1
-                                    last_app = capp
-                                    q += (csize + 7) & ~7
-                                    if q + _HOT_LEN > n:
-                                        break
-                        p = q
+                        p += (size + 7) & ~7
                         if lt not in link_types:
                             link_types.add(lt)
                         tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
-                        # (decoded below, as the NDIS packets are)
                     elif guid == ndis_guid:
                         if flags & ext:
                             break
@@ -240,6 +218,12 @@ def _fused(cap, entries):
                         tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
                     else:
                         p += (size + 7) & ~7
+                        continue
+                    if records:
+                        data = body[start:end]
+                        cap.records_read = frame
+                        yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
+                               direction)
                         continue
                     # From here as fastpcap.iter_pcap: Ethernet/IPv4/TCP decoded in place.
                     if lt == 1 and end - start >= 54:
@@ -295,8 +279,9 @@ def _fused(cap, entries):
                     handed = True
                     events = etl.resume_events(walk_buffer, state, index, body, p,
                                                cap.note_offset)
-                    yield from _decoded(cap.fold_records(
-                        stats, (events, [state], frame, live, older, generation_start)))
+                    folded = cap.fold_records(
+                        stats, (events, [state], frame, live, older, generation_start))
+                    yield from folded if records else _decoded(folded)
                     break
         cap.bytes_read = etl.file_size
     finally:
