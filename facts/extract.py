@@ -22,11 +22,8 @@ from .rst import build_facts, iter_built
 from .tracker import Tracker
 
 PROGRESS_EVERY = 65536  # packets between progress calls
-# Record header + Ethernet/IP/TCP headers: estimates the file position from the packets seen,
-# since the readers do not expose their offset.
-_OVERHEAD_PER_PACKET = 16 + 14 + 20 + 20
 
-Progress = Callable[[int, int], None]  # (bytes read, file size), estimated while reading
+Progress = Callable[[int, int], None]  # (bytes read, file size): the reader's file position
 
 
 class Extraction(BaseModel):
@@ -59,15 +56,12 @@ def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
             size = os.path.getsize(capture.path)
         except OSError:
             size = 0
-        done = 0
         while True:
             chunk = list(islice(packets, PROGRESS_EVERY))
             if not chunk:
                 break
             tracker.feed(chunk)
-            done += sum(getattr(p, "payload_len", 0) for p in chunk) \
-                + _OVERHEAD_PER_PACKET * len(chunk)
-            progress(min(done, size - 1), size)
+            progress(min(capture.bytes_read, size - 1), size)
         progress(size, size)
     info = CaptureInfo(
         path=capture.path, format=capture.format, link_types=sorted(capture.link_types),
