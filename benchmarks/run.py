@@ -1,4 +1,5 @@
-"""Reader benchmark: ``rstsleuth facts`` against tshark on the same generated capture.
+"""Benchmark: ``rstsleuth facts`` and ``rstsleuth analyze`` against tshark on the same
+generated capture.
 
     python benchmarks/run.py [--packets N] [--connections C] [--repeat K] [--scale]
 
@@ -6,6 +7,7 @@ Generates ``benchmarks/out/bench_<N>_<C>.pcap`` when missing (benchmarks/make_ca
 then, in the same run, times
 
     python -m tui.cli facts FILE > /dev/null
+    python -m tui.cli analyze FILE --format json --output /dev/null
     tshark -r FILE -Y tcp.flags.reset==1 -T fields -e ip.ttl > /dev/null
 
 and prints wall and CPU time of each, the ratios, and the peak RSS of each child (from
@@ -76,13 +78,18 @@ def bench(packets: int, connections: int, repeat: int, with_tshark: bool) -> dic
     path = capture_for(packets, connections)
     result = {"packets": packets, "connections": connections,
               "file_mb": round(path.stat().st_size / 1e6, 1)}
-    result["rstsleuth"] = best_of([sys.executable, "-m", "tui.cli", "facts", str(path)], repeat)
+    cli = [sys.executable, "-m", "tui.cli"]
+    result["rstsleuth"] = best_of(cli + ["facts", str(path)], repeat)
+    # issue 5: the whole job, facts + dual/cross evidence + reasoning + a JSON report
+    result["analyze"] = best_of(cli + ["analyze", str(path), "--format", "json",
+                                       "--output", os.devnull], repeat)
     tshark = shutil.which("tshark")
     if with_tshark and tshark:
         result["tshark"] = best_of([tshark, "-r", str(path), "-Y", "tcp.flags.reset==1",
                                     "-T", "fields", "-e", "ip.ttl"], repeat)
         for key in ("wall_s", "cpu_s"):
             result[f"ratio_{key}"] = result["tshark"][key] / result["rstsleuth"][key]
+            result[f"analyze_ratio_{key}"] = result["tshark"][key] / result["analyze"][key]
     return result
 
 
@@ -92,12 +99,17 @@ def report(r: dict) -> str:
              f"{r['file_mb']:.0f} MB",
              f"  rstsleuth facts : wall {rs['wall_s']:6.2f} s  cpu {rs['cpu_s']:6.2f} s  "
              f"peak RSS {rs['peak_rss_mb']:6.1f} MB"]
+    an = r["analyze"]
+    lines.append(f"  rstsleuth analyze: wall {an['wall_s']:5.2f} s  cpu {an['cpu_s']:6.2f} s  "
+                 f"peak RSS {an['peak_rss_mb']:6.1f} MB")
     if "tshark" in r:
         ts = r["tshark"]
         lines.append(f"  tshark          : wall {ts['wall_s']:6.2f} s  cpu {ts['cpu_s']:6.2f} s  "
                      f"peak RSS {ts['peak_rss_mb']:6.1f} MB")
-        lines.append(f"  rstsleuth is {r['ratio_wall_s']:.1f}x faster (wall), "
+        lines.append(f"  rstsleuth facts is {r['ratio_wall_s']:.1f}x faster (wall), "
                      f"{r['ratio_cpu_s']:.1f}x (cpu)")
+        lines.append(f"  rstsleuth analyze is {r['analyze_ratio_wall_s']:.1f}x faster (wall), "
+                     f"{r['analyze_ratio_cpu_s']:.1f}x (cpu)")
     else:
         lines.append("  tshark: not run (not installed or --no-tshark)")
     return "\n".join(lines)
