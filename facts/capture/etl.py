@@ -136,9 +136,12 @@ class EtlCapture(Capture):
                 f" (yielded as captured), {stats['orphan']} fragments without a first part"
                 f" (skipped)")
 
-    def fold_records(self, stats, resume=None):
+    def fold_records(self, stats, resume=None, handback=None):
         """The fold. ``resume`` = (events, states, frame, live, older, generation_start)
-        continues a pass the fused reader (``etl_fast``) began with the same state."""
+        continues a pass the fused reader (``etl_fast``) began with the same state. With a
+        ``handback`` list, once no packet waits (no pktmon packet held for a better copy,
+        no NDIS packet half reassembled) the fold stops before the next event and appends
+        (that event, frame, live, older, generation_start) for the fused reader."""
         clock = self.clock
         seconds = clock.seconds
         linear = clock.linear
@@ -158,8 +161,13 @@ class EtlCapture(Capture):
         pending: dict = {}                  # (proc, miniport, lower) -> [ts, kw, bytearray]
         pm_dirs = PM_DIRS
         link_types = self.link_types
+        armed = False
         try:
             for ev in events:
+                if armed and not queue and not pending:
+                    handback.append((ev, frame, live, older, generation_start))
+                    return
+                armed = handback is not None
                 if ev[1] == PKTMON:
                     ts, _kind, eid, key, appearance, dirtag, ptype, orig, pstart, pend, body = ev
                     if appearance == 1:

@@ -20,6 +20,7 @@ compare them).
 """
 from __future__ import annotations
 
+from itertools import chain
 from struct import Struct
 
 from facts.decode import decode
@@ -27,15 +28,20 @@ from facts.packet import TcpSegment
 
 from .etl import PM_DIRS
 from .etl_events import (EXTENDED_INFO, KW_MEDIA, KW_WHOLE, NDIS_DIRECTIONS, NDIS_GUID,
-                         NDIS_LINKTYPES, PKTMON_GUID, SIZE_AT_4, StreamState, walk_buffer)
+                         NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
+                         StreamState, walk_buffer)
 from .fastpcap import LAYOUTS, fast_segment
 
 # The EVENT_HEADER fields of etl_events._EVT, then at +80 the pktmon fields of
 # etl_events._PKTMON (PktGroupId, PktNumber, AppearanceCount, DirTag, PacketType,
 # OriginalPayloadSize, LoggedPayloadSize). For an NDIS event the same bytes are
 # MiniportIfIndex | LowerIfIndex << 32 and FragmentSize (low, high half).
-_HOT = Struct("<HBBH10xq16sH6xQ24xQHHHH14xHH")
-_HOT_LEN = _HOT.size                                  # 114 = 80 + pktmon's 34
+# (Header type and marker are read as one little-endian word; literals in the loop below:
+# 114 = this struct's size, 92 = NDIS's 80 + 12, flag 1 = extended data items, keyword
+# 0xC0000000 = first and last fragment, event ids 160/170 pktmon flow/drop, 1001 NDIS.)
+_HOT = Struct("<HHH10xq16sH6xQ24xQHHHH14xHH")
+_HOT_LEN = _HOT.size
+assert _HOT_LEN == 114 and EXTENDED_INFO == 1 and KW_WHOLE == 0xC0000000
 _EVT = Struct("<HBBH18x16sH")                         # size, type, marker, flags, guid, id
 _U16 = Struct("<H")
 _U32 = Struct("<I")
@@ -47,7 +53,7 @@ def iter_fused(cap, records: bool = False):
     ``(frame, ts, linktype, data, origlen, direction)`` records instead."""
     streams = cap.etl.streams()
     if len(streams) != 1:
-        return _general_pass(cap, records)
+        return _merged(cap, records)
     return _fused(cap, next(iter(streams.values())), records)
 
 
@@ -65,14 +71,104 @@ def _decoded(records):
             yield pkt
 
 
-def _general_pass(cap, records):
+def _merged(cap, records):
+    """Several processor streams: ``walk_buffer`` (which already drops back-to-back copies)
+    and the timestamp merge, then ``_fold_fast``."""
     stats = cap.start_pass()
+    events, states = cap.etl.events(walk_buffer, StreamState, cap.note_offset)
     try:
-        folded = cap.fold_records(stats)
-        yield from folded if records else _decoded(folded)
+        yield from _fold_fast(cap, records, stats, events, states, 0, {}, {}, 0)
         cap.bytes_read = cap.etl.file_size
     finally:
+        _count_events(cap, states)
         cap.finish_pass(stats)
+
+
+def _count_events(cap, states):
+    pktmon = sum(st.pktmon_events for st in states)
+    ndis = sum(st.ndis_events for st in states)
+    cap.events_read = pktmon + ndis
+    if pktmon:
+        cap.providers_seen.add("pktmon")
+    if ndis:
+        cap.providers_seen.add("ndis")
+
+
+def _fold_fast(cap, records, stats, events, states, frame, live, older, generation_start):
+    """The fold of ``fold_records`` for the common events of a walked event stream, with
+    in-place decoding. The first other event goes to ``fold_records`` with the state so
+    far; it hands back once no packet waits, and this loop goes on from there."""
+    clock = cap.clock
+    seconds, linear = clock.seconds, clock.linear
+    whole_s, tick_off = clock.whole_seconds, clock.tick_offset
+    window, _hold = cap.fold_spans()
+    pm_dirs = PM_DIRS
+    link_types = cap.link_types
+    last_lt = None
+    layout = LAYOUTS[1]
+    fast = fast_segment
+    stream = events
+    in_fast = True
+    try:
+        while True:
+            for ev in stream:
+                kind = ev[1]
+                if kind == PKTMON:
+                    ts, _kind, eid, key, app, dirtag, ptype, orig, start, end, body = ev
+                    if eid != 160 or ptype != 1 and ptype != 3:
+                        break                   # a drop, a Wi-Fi or unknown copy
+                    if app != 1:
+                        e = live.get(key)
+                        if e is None:
+                            e = older.get(key)
+                        if e is not None and app > e[0]:                # a later copy
+                            live[key] = (app, e[1], e[2])
+                            continue
+                    if ts - generation_start > window:
+                        older, live, generation_start = live, {}, ts
+                    direction = pm_dirs[dirtag & 7]
+                    frame += 1
+                    live[key] = (app, frame, direction)
+                    lt = 1 if ptype == 1 else 101
+                elif kind == NDIS_WHOLE:
+                    ts, _kind, lt, body, direction = ev
+                    frame += 1
+                    start, end, orig = 0, len(body), 0
+                else:
+                    break                       # an NDIS fragment
+                if lt != last_lt:
+                    link_types.add(lt)
+                    last_lt = lt
+                tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
+                if records:
+                    data = body[start:end]
+                    cap.records_read = frame
+                    yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
+                           direction)
+                    continue
+                if lt == 1:
+                    seg = fast(body, start, end, frame, tsf, direction, layout)
+                    if seg is not None:
+                        yield seg
+                        continue
+                pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
+                if pkt is not None:
+                    yield pkt
+            else:
+                return
+            in_fast = False
+            back: list = []
+            folded = cap.fold_records(stats, (chain((ev,), events), states, frame, live, older,
+                                              generation_start), back)
+            yield from folded if records else _decoded(folded)
+            if not back:
+                return                          # the fold read to the end (and counted)
+            ev, frame, live, older, generation_start = back[0]
+            in_fast = True
+            stream = chain((ev,), events)   # never nested: always onto ``events``
+    finally:
+        if in_fast:
+            cap.records_read = frame
 
 
 def _other_record(body, p, n):
@@ -122,9 +218,10 @@ def _fused(cap, entries, records):
     eth_unpack = LAYOUTS[1][0].unpack_from
     new = TcpSegment.__new__
     Seg = TcpSegment
-    ext = EXTENDED_INFO
     pktmon_guid, ndis_guid = PKTMON_GUID, NDIS_GUID
-    handed = False
+    ndis_lts, ndis_dirs, media = NDIS_LINKTYPES, NDIS_DIRECTIONS, KW_MEDIA
+    last_lt = None
+    in_fast = True
     try:
         with open(etl.path, "rb") as f:
             for index, (off, hdr) in enumerate(entries):
@@ -132,8 +229,12 @@ def _fused(cap, entries, records):
                 cap.note_offset(min(off + hdr[0], etl.file_size))
                 n = len(body)
                 p = 0
-                while p + 8 <= n:
-                    if p + _HOT_LEN > n:
+                limit = n - 114                 # an event header + pktmon fields fit
+                while True:
+                    if p > limit:
+                        if p + 8 > n:
+                            p = -1              # the end of the body
+                            break
                         q = _other_record(body, p, n)
                         if q >= 0:
                             p = q
@@ -141,10 +242,10 @@ def _fused(cap, entries, records):
                         if q == _END:
                             p = -1
                         break
-                    (size, htype, marker, flags, ts, guid, eid, kw, group, number, app,
-                     dirtag, ptype, orig, logged) = unpack(body, p)
-                    if not ((htype == 0x13 or htype == 0x12) and marker & 0x80) \
-                            or size < 80 or p + size > n:
+                    (size, hm, flags, ts, guid, eid, kw, group, number, app, dirtag, ptype,
+                     orig, logged) = unpack(body, p)
+                    # hm & 0x80FE == 0x8012: header type 0x12/0x13 with the 0x80 marker bit.
+                    if hm & 0x80FE != 0x8012 or size < 80 or p + size > n:
                         q = _other_record(body, p, n)
                         if q >= 0:
                             p = q
@@ -153,19 +254,20 @@ def _fused(cap, entries, records):
                             p = -1
                         break
                     if guid == pktmon_guid:
+                        if (eid == 160 and number == last_number and group == last_group
+                                and app > last_app and size >= 114 and not flags & 1):
+                            pm_events += 1                          # a back-to-back copy
+                            last_app = app
+                            p += (size + 7) & ~7
+                            continue
                         if eid != 160:
                             if eid != 170:
                                 p += (size + 7) & ~7
                                 continue
                             break                                   # a drop
-                        if flags & ext or not group:
+                        if flags & 1 or not group:                  # extended data items
                             break
-                        if size < _HOT_LEN:
-                            p += (size + 7) & ~7
-                            continue
-                        if number == last_number and group == last_group and app > last_app:
-                            pm_events += 1                          # a back-to-back copy
-                            last_app = app
+                        if size < 114:
                             p += (size + 7) & ~7
                             continue
                         if ptype != 1 and ptype != 3:
@@ -186,22 +288,18 @@ def _fused(cap, entries, records):
                         direction = pm_dirs[dirtag & 7]
                         frame += 1
                         live[key] = (app, frame, direction)
-                        start = p + _HOT_LEN
+                        start = p + 114
                         end = start + logged
                         if end > p + size:
                             end = p + size
                         lt = 1 if ptype == 1 else 101
-                        p += (size + 7) & ~7
-                        if lt not in link_types:
-                            link_types.add(lt)
-                        tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
                     elif guid == ndis_guid:
-                        if flags & ext:
+                        if flags & 1:
                             break
                         if eid != 1001 or size < 92:
                             p += (size + 7) & ~7
                             continue
-                        if kw & KW_WHOLE != KW_WHOLE:
+                        if kw & 0xC0000000 != 0xC0000000:
                             break                                   # a fragment
                         nd_events += 1
                         frame += 1
@@ -209,16 +307,17 @@ def _fused(cap, entries, records):
                         end = start + (number | app << 16)
                         if end > p + size:
                             end = p + size
-                        lt = NDIS_LINKTYPES[kw & KW_MEDIA]
-                        direction = NDIS_DIRECTIONS[(kw >> 32) & 3]
+                        lt = ndis_lts[kw & media]
+                        direction = ndis_dirs[(kw >> 32) & 3]
                         orig = 0
-                        p += (size + 7) & ~7
-                        if lt not in link_types:
-                            link_types.add(lt)
-                        tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
                     else:
                         p += (size + 7) & ~7
                         continue
+                    p += (size + 7) & ~7
+                    if lt != last_lt:
+                        link_types.add(lt)
+                        last_lt = lt
+                    tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
                     if records:
                         data = body[start:end]
                         cap.records_read = frame
@@ -265,31 +364,27 @@ def _fused(cap, entries, records):
                     pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
                     if pkt is not None:
                         yield pkt
-                else:
-                    p = -1                      # the end of the body
                 # p >= 0: a break at an event this loop leaves to the general fold.
                 cap.records_read = frame
                 if p >= 0:
-                    # The general fold takes over at the event in hand (with the walk's
-                    # back-to-back state: in this loop every packet passed was preferred).
+                    # The walk takes over at the event in hand (with its back-to-back state:
+                    # in this loop every packet passed was preferred), folded by _fold_fast.
                     key = None if last_group is None else (last_group << 16) | last_number
                     state.last = (key, last_app, key is not None)
                     state.pktmon_events += pm_events
                     state.ndis_events += nd_events
-                    handed = True
+                    pm_events = nd_events = 0
+                    in_fast = False
                     events = etl.resume_events(walk_buffer, state, index, body, p,
                                                cap.note_offset)
-                    folded = cap.fold_records(
-                        stats, (events, [state], frame, live, older, generation_start))
-                    yield from folded if records else _decoded(folded)
+                    yield from _fold_fast(cap, records, stats, events, [state], frame, live,
+                                          older, generation_start)
                     break
         cap.bytes_read = etl.file_size
     finally:
-        if not handed:
+        if in_fast:
             cap.records_read = frame
-            cap.events_read = pm_events + nd_events
-            if pm_events:
-                cap.providers_seen.add("pktmon")
-            if nd_events:
-                cap.providers_seen.add("ndis")
+        state.pktmon_events += pm_events
+        state.ndis_events += nd_events
+        _count_events(cap, [state])
         cap.finish_pass(stats)
