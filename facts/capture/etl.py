@@ -15,7 +15,9 @@ everything downstream reads .etl unchanged:
   send/receive.
 
 Direction: "out" = sent by the machine that captured, "in" = received by it. Buffers, clock
-and per-processor merge live in ``etl_buffers``, the per-buffer event walk in ``etl_events``.
+and per-processor merge live in ``etl_buffers``, the per-buffer event walk in ``etl_events``,
+the fold in ``fold_records`` here. ``records()`` and ``fast_packets()`` run the fused loops
+of ``etl_fast``, which do the common events themselves and give the same results.
 """
 from __future__ import annotations
 

@@ -1,22 +1,24 @@
 """The fused ETL reader: buffer walk, pktmon fold and decode in one loop. It is what
 ``EtlCapture.fast_packets`` returns, so ``facts.decode.iter_packets`` reads .etl this way;
-``EtlCapture.records()`` runs the same loop and yields records instead of decoding.
+``EtlCapture.records()`` runs the same loops and yields records instead of decoding.
 
-Through ``records()`` a pktmon packet costs an event tuple per copy, a record tuple, a
-copy of its bytes and the general decoder. Here, for a trace with one processor stream,
-one ``unpack_from`` per event reads the event header and the pktmon fields together; a
-copy of the packet just passed (same PktGroupId/PktNumber, higher AppearanceCount, logged
-back to back by the call chain that carries the packet) is stepped over on those fields
-alone; the first copy of a packet is folded and, when it is Ethernet/IPv4/TCP, decoded in
-place in the buffer. Whole NDIS packets take the same road.
+Through the general path (``walk_buffer`` -> merge -> ``EtlCapture.fold_records``) a pktmon
+packet costs an event tuple, a record tuple, a copy of its bytes and the general decoder.
+Here, for a trace with one processor stream, one ``unpack_from`` per event reads the event
+header and the pktmon fields together; a copy of the packet just passed (same
+PktGroupId/PktNumber, higher AppearanceCount, logged back to back by the call chain that
+carries the packet) is stepped over on those fields alone; the first copy of a packet is
+folded and, when it is Ethernet/IPv4/TCP, decoded in place in the buffer (the inline
+branch of ``fastpcap.iter_pcap``). Whole NDIS packets take the same road.
 
-Anything else -- a drop, a Wi-Fi copy, a packet without PktGroupId, an NDIS fragment,
-extended data items, damage -- hands the rest of the file, from that event on and with
-the fold state so far, to the general fold (``EtlCapture.fold_records``), whose records
-are then decoded one by one; traces with several processor streams need the timestamp
-merge and take that road from the start. Either way the packets, frame numbers, drops,
-warnings and counters are those ``records()`` + ``facts.decode.decode`` give (tests
-compare them).
+The first other event -- a drop, a Wi-Fi copy, a packet without PktGroupId, an NDIS
+fragment, extended data items, damage -- hands the rest of the file to ``walk_buffer``
+from that event on, with the fold state so far, and ``_fold_fast`` folds its events:
+common ones in place, the others through ``fold_records``, which hands the stream back
+as soon as no packet waits for a better copy or for its other fragments. Traces with
+several processor streams need the timestamp merge of the walked events and take that
+road from the start. Either way the records, packets, frame numbers, drops, warnings
+and counters are those of the general path (tests compare them).
 """
 from __future__ import annotations
 
