@@ -3,6 +3,7 @@ fix's ``{placeholder}`` text (``str.format`` field names only: never evaluated, 
 or index access; an unknown name stays ``{name}`` so a missing number is visible)."""
 from __future__ import annotations
 
+import functools
 import math
 import string
 from typing import Any
@@ -117,14 +118,22 @@ def render_title(fix: Fix, params: dict[str, Any], lang: str = "en") -> str:
     return render_text(fix.title.zh if lang == "zh" else fix.title.en, params, fix.id)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(template: str) -> tuple:
+    """The checked template's parts, parsed once (a report renders the same fixes for
+    thousands of resets)."""
+    placeholders(template)
+    return tuple(string.Formatter().parse(template))
+
+
 def render_text(template: str, params: dict[str, Any], fix_id: str = "fix") -> str:
     """Fill plain ``{name}`` placeholders; unknown names stay visible as ``{name}``."""
     try:
-        placeholders(template)
+        parts = _parsed(template)
     except FixTemplateError as exc:
         raise FixTemplateError(f"fix {fix_id}: {exc}") from None
     out = []
-    for literal, name, spec, _conversion in string.Formatter().parse(template):
+    for literal, name, spec, _conversion in parts:
         out.append(literal)
         if name is None:
             continue

@@ -11,7 +11,7 @@ when several of its alternatives match, the strongest proof counts.
 """
 from __future__ import annotations
 
-import json
+import bisect
 from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
@@ -21,7 +21,6 @@ from .compile import CompiledKB, compile_kb
 from .conditions import normalize_evidence, render_value, support
 from .host import EngineError, RulesetHost
 from .kb import KnowledgeBase
-from .kb_model import Text
 
 KINDS = ("origin", "pattern", "subtype", "finding")
 ORIGIN_MIN_CF = 0.3
@@ -79,6 +78,7 @@ class Inference:
         self.notes = notes or []  # e.g. evidence durable dropped (it matched no pattern)
         self._explain = explain
         self._details = None
+        self.run_key: Optional[tuple] = None  # Reasoner.run_key of its evidence, when known
 
     def _explained(self):
         if self._details is None:
@@ -143,9 +143,40 @@ def _kind(kb: KnowledgeBase, conclusion_id: str) -> str:
     return prefix if prefix in KINDS else "finding"
 
 
-def _cache_key(evidence: dict[str, Any]) -> str:
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _thresholds(compiled: CompiledKB) -> dict[str, Optional[list[float]]]:
+    """Per field: the sorted numeric constants rules compare it with, or None when some test
+    on it is not a plain comparison with numbers (a regex, a string), so values must stay."""
+    from .compile import _literals
+    out: dict[str, Optional[list[float]]] = {}
+    for node in compiled.nnf:
+        for lit in _literals(node):
+            name, test = lit.test.field, lit.test
+            if test.op == "exists":
+                out.setdefault(name, [])
+                continue
+            members = test.value if isinstance(test.value, (list, tuple)) else [test.value]
+            if test.op == "matches" or not all(_numeric(m) for m in members):
+                out[name] = None
+            elif out.get(name, []) is not None:
+                out[name] = sorted(set(out.get(name, [])) | {float(m) for m in members})
+    return out
+
+
+def _interval(value: float, constants: list[float]) -> tuple[str, int]:
+    """Where a number falls among the constants: every comparison with any of them (==, !=,
+    <, <=, >, >=, in) has the same outcome for all numbers of one interval."""
+    i = bisect.bisect_left(constants, value)
+    return ("=", i) if i < len(constants) and constants[i] == value else ("<", i)
+
+
+def _scalar(value: Any) -> tuple:
     # the type name keeps True, 1 and 1.0 apart (they are different evidence)
-    return json.dumps(sorted((k, type(v).__name__, v) for k, v in evidence.items()), default=repr)
+    return (type(value).__name__,
+            value if isinstance(value, (str, int, float, bool)) else repr(value))
 
 
 class Reasoner:
@@ -160,6 +191,7 @@ class Reasoner:
         labels = {name: kb.rules[d.rule_index].id for name, d in self.compiled.disjuncts.items()}
         self.host = RulesetHost(self.compiled.ruleset, labels)
         self._by_conclusion: dict[str, list[int]] = {}
+        self._thresholds: Optional[dict[str, Optional[list[float]]]] = None
         for index, rule in enumerate(kb.rules):
             self._by_conclusion.setdefault(rule.conclude.id, []).append(index)
 
@@ -252,28 +284,65 @@ class Reasoner:
         one Inference. Sets that differ only in fields no rule reads (``server_ip`` …) share
         the durable run but get their own Inference, whose ``evidence`` is their own;
         every other set gets its own durable session."""
-        inferences: dict[str, Inference] = {}
-        runs: dict[str, tuple] = {}
-        read = self.compiled.read_fields
+        runs: dict[Any, tuple] = {}
+        same: dict[str, Inference] = {}
         out = []
         for evidence in evidences:
             normalized = normalize_evidence(evidence)
-            key = _cache_key(normalized)
-            inference = inferences.get(key)
-            if inference is None:
-                run_key = _cache_key({k: v for k, v in normalized.items() if k in read})
-                run = runs.get(run_key)
-                if run is None:
-                    run = runs[run_key] = self.fire(normalized)
-                inference = inferences[key] = self.build(normalized, *run)
+            # repr is computed in C; equal evidence built in another key order is merely not
+            # shared (it still reasons right)
+            key = repr(normalized)
+            inference = same.get(key)
+            if inference is not None:
+                out.append(inference)
+                continue
+            run_key = self.run_key(normalized)
+            run = runs.get(run_key)
+            if run is None:
+                strengths, order, notes = self.fire(normalized)
+                cfs, kinds = self._certainties(strengths)
+                run = runs[run_key] = (strengths, order, notes, cfs, kinds)
+            strengths, order, notes, cfs, kinds = run
+            inference = Inference(self.kb, normalized, cfs, kinds,
+                                  self._explainer(normalized, strengths, order, cfs, kinds),
+                                  notes)
+            inference.run_key = run_key
+            same[key] = inference
             out.append(inference)
         return out
 
-    def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
-              notes: list[str] | None = None) -> "Inference":
+    def _explainer(self, evidence, strengths, order, cfs, kinds):
+        return lambda: self._explain(evidence, strengths, order, cfs, kinds)
+
+    def _certainties(self, strengths: dict[int, float]) -> tuple[dict, dict]:
         rules = self.kb.rules
         cfs = {cid: self._combined(cid, strengths) for cid in {rules[i].conclude.id for i in strengths}}
-        kinds = {cid: _kind(self.kb, cid) for cid in cfs}
+        return cfs, {cid: _kind(self.kb, cid) for cid in cfs}
+
+    def run_key(self, normalized: dict[str, Any]) -> tuple:
+        """Evidence sets with equal keys make exactly the same rules fire with the same
+        strengths: fields no rule reads are left out, and a number counts only by its interval
+        among the constants rules compare it with (3600.2 s and 3601.7 s of idle are one
+        class when no rule draws a line between them). Captures with thousands of resets
+        reason once per class."""
+        if self._thresholds is None:
+            self._thresholds = _thresholds(self.compiled)
+        read, thresholds = self.compiled.read_fields, self._thresholds
+        classes = []
+        for name, value in normalized.items():
+            if name not in read:
+                continue
+            constants = thresholds.get(name)
+            if constants is not None and _numeric(value):
+                classes.append((name, _interval(float(value), constants)))
+            else:
+                classes.append((name, *_scalar(value)))
+        classes.sort()
+        return tuple(classes)
+
+    def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
+              notes: list[str] | None = None) -> "Inference":
+        cfs, kinds = self._certainties(strengths)
         return Inference(self.kb, evidence, cfs, kinds,
                          lambda: self._explain(evidence, strengths, order, cfs, kinds), notes)
 

@@ -50,7 +50,7 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
         fix = kb.fixes.get(fix_id)
         if fix is None or (fix.ports and port not in fix.ports):
             continue
-        out.append(FixOut(id=fix.id, title=fixparams.render_title(fix, params, lang),
+        out.append(FixOut.model_construct(id=fix.id, title=fixparams.render_title(fix, params, lang),
                           text=fixparams.render(fix, params, lang)))
     return out
 
@@ -69,25 +69,38 @@ def _premises(node: dict[str, Any]):
                 yield support.get("rule_id"), premise
 
 
-def evidence_items(inf, origin: str, diagnoses: list[Diagnosis], lang: str) -> list[EvidenceItem]:
-    """The observed facts that the verdict rests on, straight from the HOW trees."""
+def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tuple]:
+    """(rule id, field, op, expected) of the observed facts the verdict rests on, from the HOW
+    trees. The same for every evidence set of one run class (Reasoner.run_key), so a report
+    builds it once per class and fills in each reset's own values."""
     targets = [f"origin.{origin}"] if origin != "undetermined" else []
     if inf.pattern:
         targets.append(f"pattern.{inf.pattern}")
     targets += [d.id for d in diagnoses[:1]]
-    items: OrderedDict[str, EvidenceItem] = OrderedDict()
+    rows: OrderedDict[str, tuple] = OrderedDict()
     for target in targets:
         if inf.cf(target) <= 0:
             continue
         tree = inf.how(target).model_dump()
         for rule_id, premise in _premises(tree):
             field = premise.get("field")
-            if not field or field in items:
-                continue
-            op, expected, actual = premise.get("op"), premise.get("expected"), premise.get("actual")
-            items[field] = EvidenceItem(field=field, value=actual,
-                                        text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})")
-    return list(items.values())
+            if field and field not in rows:
+                rows[field] = (rule_id, field, premise.get("op"), premise.get("expected"))
+    return list(rows.values())
+
+
+def evidence_from_template(template: list[tuple], evidence: dict[str, Any]) -> list[EvidenceItem]:
+    out = []
+    for rule_id, field, op, expected in template:
+        actual = evidence.get(field, "unknown")
+        out.append(EvidenceItem.model_construct(
+            field=field, value=actual, text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})"))
+    return out
+
+
+def evidence_items(inf, origin: str, diagnoses: list[Diagnosis], lang: str) -> list[EvidenceItem]:
+    """The observed facts that the verdict rests on, straight from the HOW trees."""
+    return evidence_from_template(evidence_template(inf, origin, diagnoses), inf.evidence)
 
 
 def _story_key(r: ResetOut) -> tuple:
@@ -148,5 +161,5 @@ def summary(r: ResetOut, count: int, lang: str) -> str:
     return s + (f"; most likely: {top}" if top else "")
 
 
-__all__ = ["diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "build_findings",
-           "fixparams"]
+__all__ = ["diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "evidence_template",
+           "evidence_from_template", "build_findings", "fixparams"]

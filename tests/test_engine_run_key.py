@@ -1,0 +1,66 @@
+"""Reasoner.run_key: evidence sets in one class fire exactly the same rules with the same
+strengths, so a capture with thousands of resets reasons once per class."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine import Reasoner, load_kb
+from engine.conditions import normalize_evidence
+
+
+@pytest.fixture(scope="module")
+def reasoner():
+    with Reasoner(load_kb()) as r:
+        yield r
+
+
+def _cases(kb):
+    for rule in kb.rules:
+        for case in rule.tests:
+            if not case.given:
+                yield rule.id, case.facts
+
+
+def _perturb(facts: dict, rng: random.Random) -> dict:
+    out = dict(facts)
+    for name, value in facts.items():
+        if isinstance(value, float):
+            out[name] = value * rng.choice([0.5, 0.99, 1.0, 1.01, 2.0, 10.0]) + rng.uniform(-1, 1)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[name] = value + rng.choice([-100, -1, 0, 1, 100])
+    return out
+
+
+def test_same_run_key_means_same_firing(reasoner):
+    rng = random.Random(7)
+    same = differ = 0
+    for rule_id, facts in _cases(reasoner.kb):
+        base = normalize_evidence(facts)
+        fired = reasoner.fire(base)[0]
+        for _ in range(6):
+            other = normalize_evidence(_perturb(facts, rng))
+            if reasoner.run_key(other) == reasoner.run_key(base):
+                assert reasoner.fire(other)[0] == fired, (rule_id, facts, other)
+                same += 1
+            else:
+                differ += 1
+    # the test exercised both outcomes
+    assert same > 100 and differ > 100, (same, differ)
+
+
+def test_interval_classes_split_at_kb_constants(reasoner):
+    key = lambda **ev: reasoner.run_key(normalize_evidence(ev))  # noqa: E731
+    # no rule draws a line between 3600.2 s and 3601.7 s, but 254 is a TTL rules test for
+    assert key(idle_before_s=3600.2, ttl=253) == key(idle_before_s=3601.7, ttl=64)
+    assert key(idle_before_s=3600.2, ttl=253) != key(idle_before_s=3600.2, ttl=254)
+    assert key(idle_before_s=40.0) != key(idle_before_s=60.0)  # the 50 s idle rules
+
+
+def test_infer_many_shares_runs_but_keeps_each_evidence(reasoner):
+    evs = [{"idle_before_s": 3600.0 + i / 10, "ttl_matches_baseline": False} for i in range(50)]
+    infs = reasoner.infer_many(evs)
+    assert len({i.run_key for i in infs}) == 1
+    assert [i.evidence["idle_before_s"] for i in infs] == [e["idle_before_s"] for e in evs]
+    assert all(i.cfs == infs[0].cfs for i in infs)
