@@ -55,9 +55,9 @@ _EVT = Struct("<HBBH10xq16sH6xQ")
 _PKTMON = Struct("<QHHHH14xHH")
 PKTMON_DROP_FIELDS = Struct("<HHHII")
 PKTMON_HEADER = 34
-# _EVT's fields up to the event id (header type and marker as one word), then at +80 the
-# fields of _PKTMON: a whole pktmon flow event header in one unpack (114 bytes).
-PKTMON_FLOW_EVENT = Struct("<HHH10xq16sH38xQHHHH14xHH")
+# _EVT's fields (header type and marker as one word), then at +80 the fields of _PKTMON:
+# a whole pktmon flow event header in one unpack (114 bytes).
+PKTMON_FLOW_EVENT = Struct("<HHH10xq16sH6xQ24xQHHHH14xHH")
 # MiniportIfIndex, LowerIfIndex, FragmentSize, then Fragment (and, in newer versions,
 # GFT offload fields after it, which we do not need).
 _NDIS = Struct("<III")
@@ -103,33 +103,45 @@ def walk_buffer(body: bytes, off: int, proc: int, cut: bool, state: StreamState,
     try:
         while p + 8 <= n:
             if p <= limit:
-                # The common record first: a pktmon flow event without extended data,
-                # header and pktmon fields in one unpack (0x80FE/0x8012: header type
-                # 0x12/0x13 with the marker bit). The same steps as the general code below.
-                (size, hm, flags, ts, guid, eid, group, number, appearance, dirtag, ptype,
-                 orig, logged) = unpack_flow(body, p)
-                if (hm & 0x80FE == 0x8012 and eid == 160 and guid == PKTMON_GUID
-                        and not flags & EXTENDED_INFO and 114 <= size and p + size <= n
-                        and group):
-                    pktmon_events += 1
-                    key = (group << 16) | number
-                    if key == last_key and appearance > last_app:
-                        if last_good:
-                            last_app = appearance
-                            p += (size + 7) & ~7
-                            continue
-                        last_good = ptype == 1 or ptype == 3
-                    else:
-                        last_key, last_good = key, ptype == 1 or ptype == 3
-                    last_app = appearance
-                    pstart = p + 114
-                    pend = pstart + logged
-                    if pend > p + size:
-                        pend = p + size
-                    add((ts, PKTMON, 160, key, appearance, dirtag, ptype, orig, pstart, pend,
-                         body))
-                    p += (size + 7) & ~7
-                    continue
+                # The common records first, header and provider fields in one unpack: a
+                # pktmon flow event or a whole NDIS packet, without extended data (0x80FE/
+                # 0x8012: header type 0x12/0x13 with the marker bit). The same steps as
+                # the general code below. For NDIS, group is MiniportIfIndex|LowerIfIndex
+                # << 32 and number|appearance << 16 is FragmentSize.
+                (size, hm, flags, ts, guid, eid, kw, group, number, appearance, dirtag,
+                 ptype, orig, logged) = unpack_flow(body, p)
+                if hm & 0x80FE == 0x8012 and not flags & EXTENDED_INFO and p + size <= n:
+                    if eid == 160 and guid == PKTMON_GUID and 114 <= size and group:
+                        pktmon_events += 1
+                        key = (group << 16) | number
+                        if key == last_key and appearance > last_app:
+                            if last_good:
+                                last_app = appearance
+                                p += (size + 7) & ~7
+                                continue
+                            last_good = ptype == 1 or ptype == 3
+                        else:
+                            last_key, last_good = key, ptype == 1 or ptype == 3
+                        last_app = appearance
+                        pstart = p + 114
+                        pend = pstart + logged
+                        if pend > p + size:
+                            pend = p + size
+                        add((ts, PKTMON, 160, key, appearance, dirtag, ptype, orig, pstart,
+                             pend, body))
+                        p += (size + 7) & ~7
+                        continue
+                    if (eid == NDIS_PACKET and guid == NDIS_GUID and 92 <= size
+                            and kw & KW_WHOLE == KW_WHOLE):
+                        ndis_events += 1
+                        fstart = p + 92
+                        fend = fstart + (number | appearance << 16)
+                        if fend > p + size:
+                            fend = p + size
+                        add((ts, NDIS_WHOLE, NDIS_LINKTYPES[kw & KW_MEDIA], body[fstart:fend],
+                             NDIS_DIRECTIONS[(kw >> 32) & 3]))
+                        p += (size + 7) & ~7
+                        continue
             if p + 56 <= n:
                 size, htype, marker, flags, ts, guid, eid, kw = unpack(body, p)
             else:
