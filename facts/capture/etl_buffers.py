@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from bisect import bisect_right
+from itertools import chain
 from operator import itemgetter
 from struct import Struct
 
@@ -264,9 +265,11 @@ class EtlFile:
         states = [new_state() for _ in streams]
         gens = [self._stream(entries, walk, proc, state, progress)
                 for (proc, entries), state in zip(streams.items(), states)]
+        # Iterated by itertools.chain over the per-buffer lists: no Python frame resumed
+        # per event.
         if len(gens) == 1:
-            return _chain(gens[0]), states
-        return _merge(gens), states
+            return chain.from_iterable(gens[0]), states
+        return chain.from_iterable(_merge(gens)), states
 
 
     def resume_events(self, walk, state, index: int, body: bytes, start: int, progress=None):
@@ -276,13 +279,8 @@ class EtlFile:
         (proc, entries), = self.streams().items()
         off, hdr = entries[index]
         first = walk(body, off, proc, self.is_cut(off, hdr), state, self._problem, start)
-        yield from first
-        yield from _chain(self._stream(entries[index + 1:], walk, proc, state, progress))
-
-
-def _chain(lists):
-    for events in lists:
-        yield from events
+        rest = self._stream(entries[index + 1:], walk, proc, state, progress)
+        return chain(first, chain.from_iterable(rest))
 
 
 def _merge(streams):
@@ -290,7 +288,7 @@ def _merge(streams):
     pool: load the next buffer of the stream that is furthest behind, then every pooled event
     no later than the least advanced stream's last loaded timestamp is final. A C-level sort
     of nearly sorted runs per buffer costs far less than a per-event heap merge, and memory
-    stays at about one buffer per processor."""
+    stays at about one buffer per processor. Yields lists of events in time order."""
     key = itemgetter(0)
     fronts = [[-math.inf, s] for s in streams]      # [last loaded timestamp, stream]
     pool: list = []
@@ -309,10 +307,10 @@ def _merge(streams):
             pool.sort(key=key)
             cut = bisect_right(pool, safe, key=key)
             if cut:
-                yield from pool[:cut]
+                yield pool[:cut]
                 del pool[:cut]
     pool.sort(key=key)
-    yield from pool
+    yield pool
 
 
 def sniff_etl(head: bytes) -> bool:
