@@ -112,7 +112,7 @@ def report(results: dict, budget: float = BUDGET) -> list[str]:
             flag = ""
             if name != "pcap" and ratio > budget:
                 flag = f"  OVER {budget}x"
-                failures.append(f"{pipeline} {name}: {ratio:.2f}x pcap (budget {budget}x)")
+                failures.append(f"{pipeline} {name}: {ratio:.3f}x pcap (budget {budget}x)")
             print(f"    {name:20s} {dt:7.3f} s  {n} decoded  ratio vs pcap {ratio:5.2f}x{flag}")
             if n != base_n:
                 print(f"    !! {name} decoded {n}, pcap {base_n}")
