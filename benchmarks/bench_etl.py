@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from etl_factory import Packet, filetime, write_ndis_etl, write_pktmon_etl  # noqa: E402
-from facts.capture import open_capture  # noqa: E402
+from facts.capture import etl_fastc, open_capture  # noqa: E402
 from facts.decode import decode, iter_packets  # noqa: E402
 
 BUDGET = 1.5
@@ -149,7 +149,8 @@ def main(argv=None) -> int:
         gc.collect()
         results = measure(files, args.repeat)
     print(f"{args.packets} packets, {args.processors} ETL processor stream(s), CPU time,"
-          f" best of {args.repeat} interleaved rounds")
+          f" best of {args.repeat} interleaved rounds; single-stream ETL stepping:"
+          f" {'compiled _etlwalk' if etl_fastc.available() else 'Python (no _etlwalk)'}")
     failures = report(results)
     if failures:
         print(f"over budget ({BUDGET}x pcap):")

@@ -18,7 +18,8 @@ common ones in place, the others through ``fold_records``, which hands the strea
 as soon as no packet waits for a better copy or for its other fragments. Traces with
 several processor streams need the timestamp merge of the walked events and take that
 road from the start. Either way the records, packets, frame numbers, drops, warnings
-and counters are those of the general path (tests compare them).
+and counters are those of the general path (tests compare them). With the compiled
+``_etlwalk`` built, the single-stream loop is ``etl_fastc.fused_c`` (C stepping).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from struct import Struct
 from facts.decode import decode
 from facts.packet import TcpSegment
 
+from . import etl_fastc
 from .etl import PM_DIRS
 from .etl_events import (EXTENDED_INFO, KW_MEDIA, KW_WHOLE, NDIS_DIRECTIONS, NDIS_GUID,
                          NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
@@ -56,7 +58,10 @@ def iter_fused(cap, records: bool = False):
     streams = cap.etl.streams()
     if len(streams) != 1:
         return _merged(cap, records)
-    return _fused(cap, next(iter(streams.values())), records)
+    entries = next(iter(streams.values()))
+    if etl_fastc.available():
+        return etl_fastc.fused_c(cap, entries, records, _fold_fast, _count_events)
+    return _fused(cap, entries, records)
 
 
 def _decoded(records):

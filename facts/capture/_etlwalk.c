@@ -1,0 +1,274 @@
+/* The stepping part of etl_fast's single-stream loop, compiled: one call walks one
+ * decompressed ETL buffer body from an offset, steps over records the loop never reads and
+ * over pktmon back-to-back copies (same PktGroupId/PktNumber as the packet just passed,
+ * higher AppearanceCount), and returns the events Python still folds and decodes.
+ *
+ * Python keeps all policy (fold window, later copies through the fold dicts, the clock,
+ * decoding, hand-over to the general walk); this file mirrors the stepping decisions of
+ * etl_fast._fused and etl_fast._other_record exactly (tests compare both with a pure
+ * Python walk, also on random bytes). Every read is bounds-checked against the body.
+ *
+ * walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4)
+ *   -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)
+ * items: (ts, key, app, code, dir, orig, start, end) per event; key is
+ * PktGroupId << 16 | PktNumber for pktmon (code: link type 1 or 101, dir: DirTag & 7) and
+ * None for a whole NDIS packet (code: keyword & media bits, dir: keyword bits 32-33,
+ * app and orig 0). p is -1 at the end of the body, else the offset of the event the
+ * general walk must judge. last_group is None until a pktmon packet was passed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HOT_LEN 114
+#define END_ (-1)
+#define STOP_ (-2)
+
+static inline uint16_t rd16(const unsigned char *b) { return (uint16_t)(b[0] | (b[1] << 8)); }
+static inline uint32_t rd32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+static inline uint64_t rd64(const unsigned char *b) { return (uint64_t)rd32(b) | ((uint64_t)rd32(b + 4) << 32); }
+
+/* etl_fast._other_record: caller guarantees p >= 0 and p + 8 <= n. */
+static Py_ssize_t other_record(const unsigned char *b, Py_ssize_t p, Py_ssize_t n,
+                               const unsigned char *pm_guid, const unsigned char *nd_guid,
+                               const unsigned char *size_at_4)
+{
+    unsigned htype = b[p + 2], marker = b[p + 3];
+    Py_ssize_t size;
+    if (!((htype == 0x13 || htype == 0x12) && (marker & 0x80))) {
+        uint32_t word = rd32(b + p);
+        if (word == 0xFFFFFFFFu || word == 0)
+            return END_;
+        size = rd16(b + (size_at_4[htype] ? p + 4 : p));
+        if (size < 8 || p + size > n)
+            return STOP_;
+        return p + ((size + 7) & ~(Py_ssize_t)7);
+    }
+    size = rd16(b + p);
+    if (size < 80 || p + size > n)
+        return STOP_;
+    Py_ssize_t nxt = p + ((size + 7) & ~(Py_ssize_t)7);
+    if (p + 56 > n)
+        return nxt;
+    unsigned flags = rd16(b + p + 4), eid = rd16(b + p + 40);
+    if (memcmp(b + p + 24, pm_guid, 16) == 0) {
+        if ((eid != 160 && eid != 170) || (!(flags & 1) && size < HOT_LEN))
+            return nxt;
+        return STOP_;
+    }
+    return memcmp(b + p + 24, nd_guid, 16) == 0 ? STOP_ : nxt;
+}
+
+static PyObject *make_key(uint64_t group, unsigned number)
+{
+    if (group < ((uint64_t)1 << 48))
+        return PyLong_FromUnsignedLongLong((group << 16) | number);
+    PyObject *g = PyLong_FromUnsignedLongLong(group), *sixteen = NULL, *sh = NULL, *num = NULL,
+             *key = NULL;
+    if (g && (sixteen = PyLong_FromLong(16)) && (sh = PyNumber_Lshift(g, sixteen))
+            && (num = PyLong_FromLong(number)))
+        key = PyNumber_Or(sh, num);
+    Py_XDECREF(g);
+    Py_XDECREF(sixteen);
+    Py_XDECREF(sh);
+    Py_XDECREF(num);
+    return key;
+}
+
+static int append_item(PyObject *items, long long ts, PyObject *key, unsigned app,
+                       unsigned long long code, unsigned dir, unsigned orig,
+                       Py_ssize_t start, Py_ssize_t end)
+{
+    /* key: a new reference (stolen here) or NULL for None */
+    PyObject *t = PyTuple_New(8);
+    if (t == NULL) {
+        Py_XDECREF(key);
+        return -1;
+    }
+    if (key == NULL) {
+        key = Py_None;
+        Py_INCREF(key);
+    }
+    PyTuple_SET_ITEM(t, 1, key);
+    PyObject *v;
+    if (!(v = PyLong_FromLongLong(ts))) goto fail;
+    PyTuple_SET_ITEM(t, 0, v);
+    if (!(v = PyLong_FromUnsignedLong(app))) goto fail;
+    PyTuple_SET_ITEM(t, 2, v);
+    if (!(v = PyLong_FromUnsignedLongLong(code))) goto fail;
+    PyTuple_SET_ITEM(t, 3, v);
+    if (!(v = PyLong_FromUnsignedLong(dir))) goto fail;
+    PyTuple_SET_ITEM(t, 4, v);
+    if (!(v = PyLong_FromUnsignedLong(orig))) goto fail;
+    PyTuple_SET_ITEM(t, 5, v);
+    if (!(v = PyLong_FromSsize_t(start))) goto fail;
+    PyTuple_SET_ITEM(t, 6, v);
+    if (!(v = PyLong_FromSsize_t(end))) goto fail;
+    PyTuple_SET_ITEM(t, 7, v);
+    int rc = PyList_Append(items, t);
+    Py_DECREF(t);
+    return rc;
+fail:
+    Py_DECREF(t);       /* unset slots are NULL: tuple dealloc skips them */
+    return -1;
+}
+
+static PyObject *walk(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer body = {0}, pmg = {0}, ndg = {0}, sz4 = {0};
+    Py_ssize_t p;
+    PyObject *last_group_obj, *result = NULL, *items = NULL;
+    unsigned last_number, last_app;
+    if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*", &body, &p, &last_group_obj, &last_number,
+                          &last_app, &pmg, &ndg, &sz4))
+        return NULL;
+    if (pmg.len != 16 || ndg.len != 16 || sz4.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "walk: guids must be 16 bytes, size_at_4 256");
+        goto done;
+    }
+    if (p < 0) {
+        PyErr_SetString(PyExc_ValueError, "walk: negative offset");
+        goto done;
+    }
+    int have_last = last_group_obj != Py_None;
+    uint64_t last_group = 0;
+    if (have_last) {
+        last_group = PyLong_AsUnsignedLongLong(last_group_obj);
+        if (last_group == (uint64_t)-1 && PyErr_Occurred())
+            goto done;
+    }
+    const unsigned char *b = body.buf, *pm_guid = pmg.buf, *nd_guid = ndg.buf,
+                        *size_at_4 = sz4.buf;
+    const Py_ssize_t n = body.len, limit = n - HOT_LEN;
+    Py_ssize_t pm_events = 0, nd_events = 0;
+    if (!(items = PyList_New(0)))
+        goto done;
+    for (;;) {
+        if (p > limit) {
+            if (p + 8 > n) {
+                p = -1;
+                break;
+            }
+            Py_ssize_t q = other_record(b, p, n, pm_guid, nd_guid, size_at_4);
+            if (q >= 0) {
+                p = q;
+                continue;
+            }
+            if (q == END_)
+                p = -1;
+            break;
+        }
+        const unsigned char *e = b + p;     /* p <= n - 114: all fields below in bounds */
+        Py_ssize_t size = rd16(e);
+        unsigned hm = rd16(e + 2), flags = rd16(e + 4), eid = rd16(e + 40);
+        if ((hm & 0x80FE) != 0x8012 || size < 80 || p + size > n) {
+            Py_ssize_t q = other_record(b, p, n, pm_guid, nd_guid, size_at_4);
+            if (q >= 0) {
+                p = q;
+                continue;
+            }
+            if (q == END_)
+                p = -1;
+            break;
+        }
+        Py_ssize_t step = (size + 7) & ~(Py_ssize_t)7;
+        if (memcmp(e + 24, pm_guid, 16) == 0) {
+            uint64_t group = rd64(e + 80);
+            unsigned number = rd16(e + 88), app = rd16(e + 90);
+            if (eid == 160 && have_last && number == last_number && group == last_group
+                    && app > last_app && size >= HOT_LEN && !(flags & 1)) {
+                pm_events++;                    /* a back-to-back copy */
+                last_app = app;
+                p += step;
+                continue;
+            }
+            if (eid != 160) {
+                if (eid != 170) {
+                    p += step;
+                    continue;
+                }
+                break;                          /* a drop */
+            }
+            if ((flags & 1) || !group)          /* extended data items */
+                break;
+            if (size < HOT_LEN) {
+                p += step;
+                continue;
+            }
+            unsigned ptype = rd16(e + 94);
+            if (ptype != 1 && ptype != 3)
+                break;                          /* Wi-Fi or unknown */
+            pm_events++;
+            have_last = 1;
+            last_group = group;
+            last_number = number;
+            last_app = app;
+            Py_ssize_t start = p + HOT_LEN, end = start + rd16(e + 112);
+            if (end > p + size)
+                end = p + size;
+            PyObject *key = make_key(group, number);
+            if (key == NULL || append_item(items, (long long)rd64(e + 16), key, app,
+                                           ptype == 1 ? 1 : 101, rd16(e + 92) & 7,
+                                           rd16(e + 110), start, end) < 0)
+                goto fail;
+        }
+        else if (memcmp(e + 24, nd_guid, 16) == 0) {
+            if (flags & 1)
+                break;
+            if (eid != 1001 || size < 92) {
+                p += step;
+                continue;
+            }
+            uint64_t kw = rd64(e + 48);
+            if ((kw & 0xC0000000u) != 0xC0000000u)
+                break;                          /* a fragment */
+            nd_events++;
+            Py_ssize_t start = p + 92, end = start + rd32(e + 88);
+            if (end > p + size)
+                end = p + size;
+            if (append_item(items, (long long)rd64(e + 16), NULL, 0, kw & 0x10200u,
+                            (unsigned)((kw >> 32) & 3), 0, start, end) < 0)
+                goto fail;
+        }
+        p += step;
+    }
+    PyObject *lg;
+    if (have_last)
+        lg = PyLong_FromUnsignedLongLong(last_group);
+    else {
+        lg = Py_None;
+        Py_INCREF(lg);
+    }
+    if (lg == NULL)
+        goto fail;
+    result = Py_BuildValue("(NnNIInn)", items, p, lg, last_number, last_app,
+                           pm_events, nd_events);
+    items = NULL;       /* "N" consumed it, also when the build failed */
+    goto done;
+fail:
+    Py_CLEAR(items);
+done:
+    Py_XDECREF(items);
+    PyBuffer_Release(&body);
+    if (pmg.obj) PyBuffer_Release(&pmg);
+    if (ndg.obj) PyBuffer_Release(&ndg);
+    if (sz4.obj) PyBuffer_Release(&sz4);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", walk, METH_VARARGS,
+     "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4)"
+     " -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_etlwalk",
+                                    "Compiled event stepping for etl_fast.", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__etlwalk(void) { return PyModule_Create(&module); }
