@@ -213,3 +213,25 @@ def test_env_var_disables_the_extension():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+
+@needs_cext
+def test_c_walk_equals_python_stepping_on_corpus_pktmon():
+    """Buffers written by Windows pktmon (corpus 29 has 4 processor streams, so its reading
+    takes the merged path; here each buffer goes through both walks directly)."""
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / \
+        "29_pktmon_nathaniel.etl"
+    if not path.exists():
+        pytest.skip(f"corpus file 29 not found at {path}")
+    items = 0
+    for body in _bodies(path):
+        state = (None, 0, 0)
+        p = 0
+        while p >= 0:
+            c = _c_walk(body, p, *state)
+            assert c == _py_walk(body, p, *state)
+            items += len(c[0])
+            p, state = c[1], c[2:5]
+            if p >= 0:
+                p += 8
+    assert items
