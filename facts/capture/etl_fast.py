@@ -27,7 +27,6 @@ from itertools import chain
 from struct import Struct
 
 from facts.decode import decode
-from facts.packet import TcpSegment
 
 from . import etl_fastc
 from .etl import PM_DIRS
@@ -222,9 +221,7 @@ def _fused(cap, entries, records):
     last_group = last_number = None
     last_app = 0
     unpack = _HOT.unpack_from
-    eth_unpack = LAYOUTS[1][0].unpack_from
-    new = TcpSegment.__new__
-    Seg = TcpSegment
+    fast_seg, eth_layout = fast_segment, LAYOUTS[1]
     pktmon_guid, ndis_guid = PKTMON_GUID, NDIS_GUID
     ndis_lts, ndis_dirs, media = NDIS_LINKTYPES, NDIS_DIRECTIONS, KW_MEDIA
     last_lt = None
@@ -331,41 +328,10 @@ def _fused(cap, entries, records):
                         yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
                                direction)
                         continue
-                    # From here as fastpcap.iter_pcap: Ethernet/IPv4/TCP decoded in place.
-                    if lt == 1 and end - start >= 54:
-                        (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport,
-                         dport, seq, ack, off_res, tflags, win) = eth_unpack(body, start)
-                        if (etype == 0x0800 and vihl == 0x45 and proto == 6
-                                and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
-                            seg = new(Seg)
-                            seg.frame = frame
-                            seg.ts = tsf
-                            seg.ipv = 4
-                            seg.src = src
-                            seg.dst = dst
-                            seg.sport = sport
-                            seg.dport = dport
-                            seg.ttl = ttl
-                            seg.ip_id = ip_id
-                            seg.seq = seq
-                            seg.ack = ack
-                            seg.flags = tflags
-                            seg.reserved = off_res & 0x0F
-                            seg.window = win
-                            seg.fragmented = False
-                            seg.direction = direction
-                            doff = (off_res >> 4) << 2
-                            plen = totlen - 20 - doff
-                            seg.payload_len = plen if plen > 0 else 0
-                            data_start = start + 34 + doff
-                            ip_end = start + 14 + totlen
-                            if ip_end <= end:
-                                seg.truncated = False
-                                seg.payload = body[data_start:ip_end] if plen > 0 else b""
-                            else:
-                                seg.truncated = True
-                                seg.payload = body[data_start:end] if end > data_start \
-                                    else b""
+                    # As fastpcap.iter_pcap: Ethernet/IPv4/TCP decoded in place.
+                    if lt == 1:
+                        seg = fast_seg(body, start, end, frame, tsf, direction, eth_layout)
+                        if seg is not None:
                             yield seg
                             continue
                     pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
