@@ -30,7 +30,10 @@ class KBError(UserError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        first = problems[0] if problems else "unknown problem"
+        # A file that does not parse causes most of the others (its ids look undefined):
+        # name it first.
+        roots = [p for p in problems if p.path == "(file)"]
+        first = (roots or problems or ["unknown problem"])[0]
         more = f" (and {len(problems) - 1} more; run 'rstsleuth kb validate')" if len(problems) > 1 else ""
         super().__init__(f"knowledge base invalid: {first}{more}")
 

@@ -227,3 +227,25 @@ def test_bad_tracert_file_is_one_line_error(tmp_path):
     proc = run_cli("analyze", str(EXAMPLES / "firewall_idle_reset.pcap"), "--tracert", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(bad) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_edited_kb_takes_effect_everywhere(tmp_path):
+    kb_dir = tmp_path / "kb"
+    assert run_cli("kb", "init", str(kb_dir)).returncode == 0
+    fixes = kb_dir / "fixes.yaml"
+    text = fixes.read_text(encoding="utf-8")
+    assert "Lower Windows TCP KeepAliveTime below the timeout" in text
+    fixes.write_text(text.replace("Lower Windows TCP KeepAliveTime below the timeout",
+                                  "EDITED keepalive fix title"), encoding="utf-8")
+    by_flag = run_cli("analyze", str(EXAMPLES / "firewall_idle_reset.pcap"), "--kb", str(kb_dir))
+    assert by_flag.returncode == 0 and "EDITED keepalive fix title" in by_flag.stdout
+    env = {**__import__("os").environ, "RSTSLEUTH_KB": str(kb_dir)}
+    by_env = subprocess.run([sys.executable, "-m", "tui.cli", "analyze",
+                             str(EXAMPLES / "firewall_idle_reset.pcap")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert "EDITED keepalive fix title" in by_env.stdout
+    # a broken KB: one line naming file and line, exit 2, no traceback
+    fixes.write_text(text.replace("fixes:", "fixes: [", 1), encoding="utf-8")
+    broken = run_cli("analyze", str(EXAMPLES / "firewall_idle_reset.pcap"), "--kb", str(kb_dir))
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert "fixes.yaml:" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
