@@ -149,8 +149,9 @@ def main(argv=None) -> int:
         gc.collect()
         results = measure(files, args.repeat)
     print(f"{args.packets} packets, {args.processors} ETL processor stream(s), CPU time,"
-          f" best of {args.repeat} interleaved rounds; single-stream ETL stepping:"
-          f" {'compiled _etlwalk' if etl_fastc.available() else 'Python (no _etlwalk)'}")
+          f" best of {args.repeat} interleaved rounds; ETL event walk:"
+          f" {'compiled _etlwalk' if etl_fastc.available() else 'Python (no _etlwalk)'}"
+          f" ({'single stream' if args.processors == 1 else 'per buffer, then merged'})")
     failures = report(results)
     if failures:
         print(f"over budget ({BUDGET}x pcap):")

@@ -8,9 +8,12 @@
  * etl_fast._fused and etl_fast._other_record exactly (tests compare both with a pure
  * Python walk, also on random bytes). Every read is bounds-checked against the body.
  *
- * walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4)
+ * walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4
+ *      [, with_body[, max_items]])
  *   -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)
- * items: (ts, key, app, code, dir, orig, start, end) per event; key is
+ * items: (ts, key, app, code, dir, orig, start, end) per event (with_body: body appended
+ * as a 9th element, for readers that merge the items of several buffers; max_items > 0:
+ * the walk also stops once it returns that many items, p then the next record); key is
  * PktGroupId << 16 | PktNumber for pktmon (code: link type 1 or 101, dir: DirTag & 7) and
  * None for a whole NDIS packet (code: keyword & media bits, dir: keyword bits 32-33,
  * app and orig 0). p is -1 at the end of the body, else the offset of the event the
@@ -67,27 +70,30 @@ static PyObject *make_key(uint64_t group, unsigned number)
 {
     if (group < ((uint64_t)1 << 48))
         return PyLong_FromUnsignedLongLong((group << 16) | number);
-    PyObject *g = PyLong_FromUnsignedLongLong(group), *sixteen = NULL, *sh = NULL, *num = NULL,
-             *key = NULL;
-    if (g && (sixteen = PyLong_FromLong(16)) && (sh = PyNumber_Lshift(g, sixteen))
-            && (num = PyLong_FromLong(number)))
-        key = PyNumber_Or(sh, num);
-    Py_XDECREF(g);
-    Py_XDECREF(sixteen);
-    Py_XDECREF(sh);
-    Py_XDECREF(num);
-    return key;
+    /* group << 16 | number needs up to 80 bits (pktmon's PktGroupIds have high bits set):
+     * built from its little-endian bytes in one step, not by Python-level shifts. */
+    unsigned char le[10];
+    le[0] = (unsigned char)number;
+    le[1] = (unsigned char)(number >> 8);
+    for (int i = 0; i < 8; i++)
+        le[2 + i] = (unsigned char)(group >> (8 * i));
+    return _PyLong_FromByteArray(le, sizeof le, 1, 0);
 }
 
 static int append_item(PyObject *items, long long ts, PyObject *key, unsigned app,
                        unsigned long long code, unsigned dir, unsigned orig,
-                       Py_ssize_t start, Py_ssize_t end)
+                       Py_ssize_t start, Py_ssize_t end, PyObject *body)
 {
-    /* key: a new reference (stolen here) or NULL for None */
-    PyObject *t = PyTuple_New(8);
+    /* key: a new reference (stolen here) or NULL for None; body: NULL, or the buffer
+     * object appended as a 9th element (borrowed) */
+    PyObject *t = PyTuple_New(body ? 9 : 8);
     if (t == NULL) {
         Py_XDECREF(key);
         return -1;
+    }
+    if (body) {
+        Py_INCREF(body);
+        PyTuple_SET_ITEM(t, 8, body);
     }
     if (key == NULL) {
         key = Py_None;
@@ -109,6 +115,11 @@ static int append_item(PyObject *items, long long ts, PyObject *key, unsigned ap
     PyTuple_SET_ITEM(t, 6, v);
     if (!(v = PyLong_FromSsize_t(end))) goto fail;
     PyTuple_SET_ITEM(t, 7, v);
+    /* Only ints, None and bytes inside: such a tuple can be in no reference cycle, and
+     * tracked it would be traversed by every young-generation collection until CPython
+     * untracks it there itself -- for each of the hundreds of thousands of items. */
+    if (body == NULL || PyBytes_CheckExact(body))
+        PyObject_GC_UnTrack(t);
     int rc = PyList_Append(items, t);
     Py_DECREF(t);
     return rc;
@@ -124,9 +135,13 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t p;
     PyObject *last_group_obj, *result = NULL, *items = NULL;
     unsigned last_number, last_app;
-    if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*", &body, &p, &last_group_obj, &last_number,
-                          &last_app, &pmg, &ndg, &sz4))
+    int with_body = 0;
+    Py_ssize_t max_items = 0;
+    if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*|pn", &body, &p, &last_group_obj, &last_number,
+                          &last_app, &pmg, &ndg, &sz4, &with_body, &max_items))
         return NULL;
+    /* The merged (multi-stream) reader mixes items of many buffers: each carries its body. */
+    PyObject *tag = with_body ? body.obj : NULL;
     if (pmg.len != 16 || ndg.len != 16 || sz4.len != 256) {
         PyErr_SetString(PyExc_ValueError, "walk: guids must be 16 bytes, size_at_4 256");
         goto done;
@@ -214,7 +229,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
             PyObject *key = make_key(group, number);
             if (key == NULL || append_item(items, (long long)rd64(e + 16), key, app,
                                            ptype == 1 ? 1 : 101, rd16(e + 92) & 7,
-                                           rd16(e + 110), start, end) < 0)
+                                           rd16(e + 110), start, end, tag) < 0)
                 goto fail;
         }
         else if (memcmp(e + 24, nd_guid, 16) == 0) {
@@ -232,10 +247,12 @@ static PyObject *walk(PyObject *self, PyObject *args)
             if (end > p + size)
                 end = p + size;
             if (append_item(items, (long long)rd64(e + 16), NULL, 0, kw & 0x10200u,
-                            (unsigned)((kw >> 32) & 3), 0, start, end) < 0)
+                            (unsigned)((kw >> 32) & 3), 0, start, end, tag) < 0)
                 goto fail;
         }
         p += step;
+        if (max_items > 0 && PyList_GET_SIZE(items) >= max_items)
+            break;                              /* p: where the next call goes on */
     }
     PyObject *lg;
     if (have_last)
@@ -263,7 +280,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
-     "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4)"
+     "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4"
+     "[, with_body[, max_items]])"
      " -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)"},
     {NULL, NULL, 0, NULL}};
 

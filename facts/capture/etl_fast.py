@@ -17,9 +17,10 @@ from that event on, with the fold state so far, and ``_fold_fast`` folds its eve
 common ones in place, the others through ``fold_records``, which hands the stream back
 as soon as no packet waits for a better copy or for its other fragments. Traces with
 several processor streams need the timestamp merge of the walked events and take that
-road from the start. Either way the records, packets, frame numbers, drops, warnings
-and counters are those of the general path (tests compare them). With the compiled
-``_etlwalk`` built, the single-stream loop is ``etl_fastc.fused_c`` (C stepping).
+road from the start (``_merged``). Either way the records, packets, frame numbers, drops,
+warnings and counters are those of the general path (tests compare them). With the
+compiled ``_etlwalk`` built, the single-stream loop is ``etl_fastc.fused_c`` (C stepping)
+and the multi-stream one ``etl_mergec.merged_c`` (C walk per buffer, then the merge).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from struct import Struct
 
 from facts.decode import decode
 
-from . import etl_fastc
+from . import etl_fastc, etl_mergec
 from .etl import PM_DIRS
 from .etl_events import (EXTENDED_INFO, KW_MEDIA, KW_WHOLE, NDIS_DIRECTIONS, NDIS_GUID,
                          NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
@@ -56,6 +57,8 @@ def iter_fused(cap, records: bool = False):
     ``(frame, ts, linktype, data, origlen, direction)`` records instead."""
     streams = cap.etl.streams()
     if len(streams) != 1:
+        if etl_fastc.available():
+            return etl_mergec.merged_c(cap, records, _decoded, _count_events)
         return _merged(cap, records)
     entries = next(iter(streams.values()))
     if etl_fastc.available():
@@ -162,6 +165,9 @@ def _fold_fast(cap, records, stats, events, states, frame, live, older, generati
                     yield pkt
             else:
                 return
+            # fold_records may read to the end yielding nothing (a last drop): the count
+            # of the packets so far must already stand.
+            cap.records_read = frame
             in_fast = False
             back: list = []
             folded = cap.fold_records(stats, (chain((ev,), events), states, frame, live, older,

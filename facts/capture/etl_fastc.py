@@ -39,6 +39,11 @@ def available() -> bool:
     return _walk is not None
 
 
+def compiled_walk():
+    """``_etlwalk.walk`` (None when not ``available()``); ``etl_mergec`` walks with it."""
+    return _walk
+
+
 def fused_c(cap, entries, records, fold_fast, count_events):
     """``etl_fast._fused`` over ``_etlwalk.walk`` (``fold_fast``/``count_events`` are
     etl_fast's, passed in to keep the import one-way)."""

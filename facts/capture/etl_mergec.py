@@ -1,0 +1,243 @@
+"""Traces with several processor streams through the compiled walk (``_etlwalk.walk``).
+
+Such a trace needs the timestamp merge of its streams, so the single-stream loop of
+``etl_fastc`` cannot read it in file order. Here each buffer is walked by the C walk
+(which steps over back-to-back copies and returns compact items carrying their body:
+``(ts, key, app, code, dir, orig, start, end, body)``); where it stops at an event the
+general walk must judge (a drop, a Wi-Fi copy, an NDIS fragment, damage), ``walk_buffer``
+walks the rest of that buffer only, with the same back-to-back state, and its common
+events are turned into the compact form. The lists (pieces of ``MERGE_PIECE`` items of
+a buffer) are merged by time exactly as ``EtlFile.events`` merges ``walk_buffer``'s
+(``merge_streams``: the same lists, the same order, so events of equal timestamps get the
+same frame numbers), and one loop folds and decodes them like ``etl_fastc.fused_c``.
+
+Copies of one packet logged by different processors are not adjacent after the merge:
+the fold dicts (``live``/``older``) catch them, as in every other loop. The first event of
+the general form hands the stream to ``EtlCapture.fold_records`` (compact items converted
+back), which hands it back once no packet waits. Records, packets, frame numbers, drops,
+warnings and counters are those of ``general_records`` (tests/test_etl_multistream.py).
+"""
+from __future__ import annotations
+
+from itertools import chain
+
+from facts.decode import decode
+from facts.packet import TcpSegment
+
+from .etl import PM_DIRS
+from . import etl_buffers
+from .etl_buffers import merge_streams
+from .etl_events import (KW_NATIVE_80211, KW_WWAN_RAW_IP, NDIS_DIRECTIONS, NDIS_GUID,
+                         NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, StreamState,
+                         walk_buffer)
+from .etl_fastc import SIZE_AT_4_TABLE, compiled_walk
+from .fastpcap import LAYOUTS
+
+# A whole NDIS packet of walk_buffer's form back to the keyword bits the C walk returns.
+_NDIS_CODES = {1: 0, 101: KW_WWAN_RAW_IP, 105: KW_NATIVE_80211}
+_NDIS_DCODES = {None: 0, "out": 1, "in": 2}
+assert all(NDIS_LINKTYPES[c] == lt for lt, c in _NDIS_CODES.items())
+assert all(NDIS_DIRECTIONS[c] == d for d, c in _NDIS_DCODES.items())
+
+
+def _compact(ev):
+    """A ``walk_buffer`` event in the C walk's item form when the merged loop reads it
+    itself (a pktmon Ethernet/raw-IP flow copy with a PktGroupId, a whole NDIS packet);
+    any other event unchanged. Compact items have ``key`` (index 1) None or > 3, general
+    events their kind (1-3) there."""
+    kind = ev[1]
+    if kind == PKTMON:
+        ts, _kind, eid, key, app, dirtag, ptype, orig, start, end, body = ev
+        if eid == 160 and key > 0 and (ptype == 1 or ptype == 3):
+            return ts, key, app, 1 if ptype == 1 else 101, dirtag & 7, orig, start, end, body
+    elif kind == NDIS_WHOLE:
+        ts, _kind, lt, data, direction = ev
+        return ts, None, 0, _NDIS_CODES[lt], _NDIS_DCODES[direction], 0, 0, len(data), data
+    return ev
+
+
+def _general(events):
+    """The merged items in ``walk_buffer``'s form, for ``fold_records``."""
+    for ev in events:
+        key = ev[1]
+        if key is None:
+            ts, _key, _app, code, dcode, _orig, start, end, body = ev
+            yield ts, NDIS_WHOLE, NDIS_LINKTYPES[code], body[start:end], NDIS_DIRECTIONS[dcode]
+        elif key > 3:
+            ts, key, app, code, dcode, orig, start, end, body = ev
+            yield ts, PKTMON, 160, key, app, dcode, 1 if code == 1 else 3, orig, start, end, body
+        else:
+            yield ev
+
+
+def _stream(etl, entries, proc, state, progress):
+    """One processor's stream as lists of items, each buffer's cut into pieces exactly as
+    ``etl_buffers._pieces`` cuts ``walk_buffer``'s list of it (see the module text). The
+    C walk's back-to-back state (last PktGroupId, PktNumber, AppearanceCount, None
+    until a preferred copy was passed) and ``state.last`` of ``walk_buffer`` are handed
+    over to each other where one takes over from the other."""
+    walk = compiled_walk()
+    pktmon_guid, ndis_guid, size_at_4 = PKTMON_GUID, NDIS_GUID, SIZE_AT_4_TABLE
+    piece = etl_buffers.MERGE_PIECE
+    last_group = None
+    last_number = last_app = 0
+    for off, hdr, body in etl.bodies(entries, progress):
+        p = 0
+        pieces = 0
+        while True:
+            # Walked a piece at a time (see etl_buffers.MERGE_PIECE): a full piece may
+            # also have stopped before an event the general walk judges; the next call
+            # then returns no items with p unchanged.
+            items, p, last_group, last_number, last_app, pm, nd = walk(
+                body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid,
+                size_at_4, True, piece)
+            state.pktmon_events += pm
+            state.ndis_events += nd
+            if p >= 0 and len(items) == piece:
+                pieces += 1
+                yield items
+                continue
+            break
+        if p >= 0:
+            key = None if last_group is None else (last_group << 16) | last_number
+            state.last = (key, last_app, key is not None)
+            items += map(_compact, walk_buffer(body, off, proc, etl.is_cut(off, hdr), state,
+                                               etl.problem, p))
+            key, last_app, good = state.last
+            # The C walk steps over copies only after a preferred copy with a PktGroupId
+            # (walk_buffer's key of a packet without one is negative).
+            if good and key is not None and key > 0:
+                last_group, last_number = key >> 16, key & 0xFFFF
+            else:
+                last_group = None
+            for i in range(piece, len(items), piece):
+                pieces += 1
+                yield items[i - piece:i]
+            items = items[(len(items) - 1) // piece * piece:] if items else items
+        if items or not pieces:             # as etl_buffers._pieces cuts the buffer's list
+            yield items
+
+
+def merged_c(cap, records, decoded, count_events):
+    """Decoded packets (or with ``records`` the records) of a multi-stream ``EtlCapture``
+    (``decoded``/``count_events`` are etl_fast's, passed in to keep the import one-way)."""
+    stats = cap.start_pass()
+    etl = cap.etl
+    streams = etl.streams()
+    states = [StreamState() for _ in streams]
+    events = chain.from_iterable(merge_streams(
+        [_stream(etl, entries, proc, state, cap.note_offset)
+         for (proc, entries), state in zip(streams.items(), states)]))
+    clock = cap.clock
+    seconds, linear = clock.seconds, clock.linear
+    whole_s, tick_off = clock.whole_seconds, clock.tick_offset
+    window, _hold = cap.fold_spans()
+    pm_dirs = PM_DIRS
+    live: dict = {}
+    older: dict = {}
+    generation_start = frame = 0
+    link_types = cap.link_types
+    eth_unpack = LAYOUTS[1][0].unpack_from
+    new = TcpSegment.__new__
+    Seg = TcpSegment
+    ndis_lts, ndis_dirs = NDIS_LINKTYPES, NDIS_DIRECTIONS
+    last_lt = None
+    stream = events
+    in_fast = True
+    try:
+        while True:
+            for ev in stream:
+                key = ev[1]
+                if key is None:
+                    ts, key, app, code, dcode, orig, start, end, body = ev
+                    frame += 1
+                    lt = ndis_lts[code]
+                    direction = ndis_dirs[dcode]
+                elif key > 3:
+                    ts, key, app, code, dcode, orig, start, end, body = ev
+                    if app != 1:
+                        e = live.get(key)
+                        if e is None:
+                            e = older.get(key)
+                        if e is not None and app > e[0]:            # a later copy
+                            live[key] = (app, e[1], e[2])
+                            continue
+                    if ts - generation_start > window:
+                        older, live, generation_start = live, {}, ts
+                    direction = pm_dirs[dcode]
+                    frame += 1
+                    live[key] = (app, frame, direction)
+                    lt = code
+                else:
+                    break                   # walk_buffer's form: fold_records judges it
+                if lt != last_lt:
+                    link_types.add(lt)
+                    last_lt = lt
+                tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
+                if records:
+                    data = body[start:end]
+                    cap.records_read = frame
+                    yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
+                           direction)
+                    continue
+                # fastpcap.fast_segment, inlined as in etl_fastc.fused_c (a call per
+                # packet costs ~15 % here).
+                if lt == 1 and end - start >= 54:
+                    (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport,
+                     dport, seq, ack, off_res, tflags, win) = eth_unpack(body, start)
+                    if (etype == 0x0800 and vihl == 0x45 and proto == 6
+                            and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
+                        seg = new(Seg)
+                        seg.frame = frame
+                        seg.ts = tsf
+                        seg.ipv = 4
+                        seg.src = src
+                        seg.dst = dst
+                        seg.sport = sport
+                        seg.dport = dport
+                        seg.ttl = ttl
+                        seg.ip_id = ip_id
+                        seg.seq = seq
+                        seg.ack = ack
+                        seg.flags = tflags
+                        seg.reserved = off_res & 0x0F
+                        seg.window = win
+                        seg.fragmented = False
+                        seg.direction = direction
+                        doff = (off_res >> 4) << 2
+                        plen = totlen - 20 - doff
+                        seg.payload_len = plen if plen > 0 else 0
+                        data_start = start + 34 + doff
+                        ip_end = start + 14 + totlen
+                        if ip_end <= end:
+                            seg.truncated = False
+                            seg.payload = body[data_start:ip_end] if plen > 0 else b""
+                        else:
+                            seg.truncated = True
+                            seg.payload = body[data_start:end] if end > data_start else b""
+                        yield seg
+                        continue
+                pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
+                if pkt is not None:
+                    yield pkt
+            else:
+                break                       # the end of the merged stream
+            # fold_records may read to the end yielding nothing (a last drop): the count
+            # of the packets so far must already stand.
+            cap.records_read = frame
+            in_fast = False
+            back: list = []
+            folded = cap.fold_records(stats, (chain((ev,), _general(events)), states, frame,
+                                              live, older, generation_start), back)
+            yield from folded if records else decoded(folded)
+            if not back:
+                break                       # the fold read to the end
+            ev, frame, live, older, generation_start = back[0]
+            in_fast = True
+            stream = chain((_compact(ev),), events)     # never nested: always onto events
+        cap.bytes_read = etl.file_size
+    finally:
+        if in_fast:
+            cap.records_read = frame
+        count_events(cap, states)
+        cap.finish_pass(stats)
