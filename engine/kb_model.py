@@ -184,18 +184,3 @@ class ReferenceTables(_KB):
     initial_ttls: list[InitialTtl] = Field(default_factory=list)
     idle_timeouts: list[IdleTimeout] = Field(default_factory=list)
     pitfalls: list[Tip] = Field(default_factory=list)
-
-
-class KnowledgeFile(_KB):
-    """What one YAML file may contain; every section optional, ids unique across files."""
-
-    rules: list[Rule] = Field(default_factory=list)
-    conclusions: list[Conclusion] = Field(default_factory=list)
-    fixes: list[Fix] = Field(default_factory=list)
-    questions: list[Question] = Field(default_factory=list)
-    tips: list[Tip] = Field(default_factory=list)
-    symptoms: list[Symptom] = Field(default_factory=list)
-    reference: Optional[ReferenceTables] = None
-    meta: dict[str, Any] = Field(default_factory=dict)
-
-
