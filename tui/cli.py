@@ -8,7 +8,6 @@ import os
 import pkgutil
 import sys
 
-from engine.host import EngineError
 from facts.errors import UserError
 
 from . import commands
@@ -37,10 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rstsleuth: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except EngineError as exc:
-        # Not the user's mistake, but still one line: the message names the rule or the
-        # durable-rules call that failed. RSTSLEUTH_DEBUG=1 shows the traceback.
-        if os.environ.get("RSTSLEUTH_DEBUG"):
+    except Exception as exc:
+        # An engine failure is not the user's mistake, but still one line: the message names
+        # the rule or the durable-rules call that failed. RSTSLEUTH_DEBUG=1 shows the
+        # traceback. Only a command that loaded the engine can raise one, so the engine is not
+        # imported at start-up just to name the exception class.
+        host = sys.modules.get("engine.host")
+        if host is None or not isinstance(exc, host.EngineError) or os.environ.get("RSTSLEUTH_DEBUG"):
             raise
         print(f"rstsleuth: internal error in the rules engine: {exc} "
               "(set RSTSLEUTH_DEBUG=1 for details)", file=sys.stderr)
