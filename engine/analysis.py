@@ -132,7 +132,7 @@ def gather(capture: str, peer: Optional[str], kb: KnowledgeBase,
     for side in sides:
         ex = side.extraction
         crosses = cross_mod.analyse(ex.connections, ex.rsts, defaults)
-        patterns.extend(_cross_patterns(ex, crosses, side))
+        patterns.extend(_cross_patterns(ex, crosses))
         for rst in ex.rsts:
             ev = evidence_from_rst(rst)
             dual = side.dual.get(rst.id) or DualEvidence(
@@ -257,9 +257,9 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
     )
 
 
-def _cross_patterns(ex: Extraction, crosses: dict, side: Side) -> list[CrossPattern]:
-    out: list[CrossPattern] = []
-    seen: set[tuple] = set()
+def _cross_patterns(ex: Extraction, crosses: dict) -> list[CrossPattern]:
+    """One pattern per (kind, what it is about), listing every connection that shows it."""
+    found: dict[tuple, CrossPattern] = {}
     name = ex.capture.path
     for rst in ex.rsts:
         cr = crosses.get(rst.id)
@@ -295,11 +295,10 @@ def _cross_patterns(ex: Extraction, crosses: dict, side: Side) -> list[CrossPatt
             items.append(("one_sided_flow", (c.id,), f"{name}: only one direction of {c.id} was "
                           f"captured (asymmetric routing?)", None))
         for kind, key, text, value in items:
-            if (kind, key) in seen:
-                for p in out:
-                    if p.kind == kind and p.description == text and c.id not in p.connections:
-                        p.connections.append(c.id)
-                continue
-            seen.add((kind, key))
-            out.append(CrossPattern(kind=kind, description=text, connections=[c.id], value=value))
-    return out
+            pattern = found.get((kind, key))
+            if pattern is None:
+                found[(kind, key)] = CrossPattern(kind=kind, description=text, connections=[c.id],
+                                                  value=value)
+            elif c.id not in pattern.connections:
+                pattern.connections.append(c.id)
+    return list(found.values())
