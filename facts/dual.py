@@ -177,7 +177,7 @@ def _judge(rst: RstEvent, role: Role, match: Optional[ConnectionMatch], other_rs
            offset: float, peer: bool) -> DualEvidence:
     ev = DualEvidence(dual_available=True, observed_at=role,
                       rst_from_capture_host=local_role_of_rst(rst, role),
-                      dual_clock_offset_s=offset if not peer else -offset)
+                      dual_clock_offset_s=offset)  # already the other capture's minus this one's
     if match is None:
         ev.dual_peer_saw_connection = False
         return ev

@@ -113,3 +113,14 @@ def test_matched_by_timing_when_sequence_numbers_are_rewritten(tmp_path):
     matches, offset = dual.match_connections(c.connections, s.connections)
     [m] = matches.values()
     assert m.how == "timing"
+
+
+def test_clock_offset_is_seen_from_each_capture(tmp_path):
+    conv = DualConversation(skew=5.0)
+    _idle_then(conv)
+    conv.forge("client", "server", dt=60.0)
+    conv.forge("server", "client", ttl=252)
+    c, s, result = _run(conv, tmp_path)
+    # "the other capture's clock minus this one's": +5 s at the client, -5 s at the server
+    assert result.evidence[c.rsts[0].id].dual_clock_offset_s == pytest.approx(5.0, abs=0.05)
+    assert result.peer_evidence[s.rsts[0].id].dual_clock_offset_s == pytest.approx(-5.0, abs=0.05)
