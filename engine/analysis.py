@@ -25,9 +25,10 @@ from .report_build import (build_findings, diagnoses_for, evidence_from_template
                            evidence_template, fired_rules, fixes_for)
 
 VERSION = "0.1.0"
-APPLICATIONS = {22: "SSH", 3389: "RDP", 1433: "SQL Server", 445: "SMB", 80: "HTTP", 443: "HTTPS",
-                21: "FTP", 990: "FTPS", 389: "LDAP", 3306: "MySQL", 5432: "PostgreSQL",
-                6379: "Redis", 25: "SMTP", 23: "Telnet"}
+# The applications fixes are written for (fixparams.APP_NAMES), plus names for display only.
+APPLICATIONS = {**fixparams.APP_NAMES, 80: "HTTP", 443: "HTTPS", 21: "FTP", 990: "FTPS",
+                389: "LDAP", 3306: "MySQL", 5432: "PostgreSQL", 6379: "Redis", 25: "SMTP",
+                23: "Telnet"}
 
 
 def application(port: int) -> str:
