@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Optional, Union
 
 from pydantic import BaseModel
 
+from . import ctrack
 from .capture import open_capture
 from .decode import iter_packets
 from .models import CaptureInfo, Connection, RstEvent
@@ -47,6 +48,20 @@ def _no_cyclic_gc():
 
 
 def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
+    if ctrack.usable(capture):
+        # Compiled read+track pass: same Tracker state, no Python object per packet.
+        tracker = ctrack.track_pcap(capture, progress)
+    else:
+        tracker = _track(capture, progress)
+    info = CaptureInfo(
+        path=capture.path, format=capture.format, link_types=sorted(capture.link_types),
+        records=capture.records_read, tcp_packets=tracker.tcp_packets,
+        rst_packets=tracker.rst_packets, first_time=tracker.first_ts,
+        last_time=tracker.last_ts, warnings=list(capture.warnings))
+    return info, tracker
+
+
+def _track(capture, progress: Optional[Progress]) -> Tracker:
     tracker = Tracker()
     packets = iter_packets(capture)
     if progress is None:
@@ -63,12 +78,7 @@ def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
             tracker.feed(chunk)
             progress(min(capture.bytes_read, size - 1), size)
         progress(size, size)
-    info = CaptureInfo(
-        path=capture.path, format=capture.format, link_types=sorted(capture.link_types),
-        records=capture.records_read, tcp_packets=tracker.tcp_packets,
-        rst_packets=tracker.rst_packets, first_time=tracker.first_ts,
-        last_time=tracker.last_ts, warnings=list(capture.warnings))
-    return info, tracker
+    return tracker
 
 
 def extract(path, *, progress: Optional[Progress] = None) -> Extraction:
