@@ -13,6 +13,7 @@ from facts import cross as cross_mod
 from facts import dual as dual_mod
 from facts.evidence import DualEvidence
 from facts.extract import Extraction, extract
+from facts.fastmodel import construct, present
 from facts.fields import evidence_from_rst
 from facts.models import RstEvent
 
@@ -134,14 +135,24 @@ def gather(capture: str, peer: Optional[str], kb: KnowledgeBase,
         ex = side.extraction
         crosses = cross_mod.analyse(ex.connections, ex.rsts, defaults)
         patterns.extend(_cross_patterns(ex, crosses))
+        # Without a peer capture every reset of a side has one of two dual evidences.
+        plain_dual: dict[Any, tuple[DualEvidence, dict[str, Any]]] = {}
         for rst in ex.rsts:
             ev = evidence_from_rst(rst)
-            dual = side.dual.get(rst.id) or DualEvidence(
-                observed_at=side.role, rst_from_capture_host=dual_mod.local_role_of_rst(rst, side.role))
-            ev.update(dual.model_dump(exclude_none=True))
+            dual = side.dual.get(rst.id)
+            if dual is None:
+                from_host = dual_mod.local_role_of_rst(rst, side.role)
+                found = plain_dual.get(from_host)
+                if found is None:
+                    made = DualEvidence(observed_at=side.role, rst_from_capture_host=from_host)
+                    found = plain_dual[from_host] = (made, present(made))
+                dual, dual_items = found
+                ev.update(dual_items)
+            else:
+                ev.update(present(dual))
             cr = crosses.get(rst.id)
             if cr is not None:
-                ev.update(cr.model_dump(exclude_none=True))
+                ev.update(present(cr))
             ev["server_ip"] = rst.connection.server.ip
             ev["client_ip"] = rst.connection.client.ip
             jobs.append((side, rst, ev, dual))
@@ -169,8 +180,10 @@ def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] 
     inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs])
     resets: list[ResetOut] = []
     classes: dict[Any, tuple] = {}
+    cache: dict[Any, Any] = {}
     for (side, rst, ev, dual), inf in zip(jobs, inferences):
-        resets.append(_reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes))
+        resets.append(_reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes,
+                                 cache))
         if evidence_out is not None:
             evidence_out[resets[-1].id] = ev
     findings = build_findings(kb, resets, [inf for inf in inferences], lang)
@@ -204,8 +217,34 @@ def _verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
     return found
 
 
+def _shared(cache: dict, cls, **values):
+    """One object per distinct value set: resets repeat the same RST source, baseline and
+    dual outcome thousands of times. Report objects are read-only once built (findings
+    only write their own ``reasoning``, which is never shared)."""
+    key = (cls, *values.values())
+    try:
+        found = cache.get(key)
+    except TypeError:  # an unhashable value (a list): not shared
+        return construct(cls, **values)
+    if found is None:
+        found = cache[key] = construct(cls, **values)
+    return found
+
+
+def _connection_ref(cache: dict, side: Side, c, peer_ids: dict) -> ConnectionRef:
+    key = (side.index, c.id)
+    ref = cache.get(key)
+    if ref is None:
+        ref = cache[key] = construct(
+            ConnectionRef, id=c.id, client=construct(EndpointRef, ip=c.client.ip, port=c.client.port),
+            server=construct(EndpointRef, ip=c.server.ip, port=c.server.port),
+            ip_version=c.ip_version, handshake=c.handshake, start=c.start, end=c.end,
+            application=application(c.server.port), peer_connection_id=peer_ids.get(c.id))
+    return ref
+
+
 def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
-               peer_ids: dict, lang: str, classes: dict) -> ResetOut:
+               peer_ids: dict, lang: str, classes: dict, cache: dict) -> ResetOut:
     c = rst.connection
     hop_addr = hop_name = None
     if trace is not None:
@@ -218,43 +257,40 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
     params = fixparams.compute(ev, kb)
     measured = cross_mod.measured_idle(rst)
     # Everything below is built from typed facts and KB objects: constructed without
-    # re-validation (a fifth of analyze's time on 5 000 resets); the JSON report is checked
+    # re-validation (most of analyze's time on 5 000 resets); the JSON report is checked
     # against the generated schema by the tests.
     trigger = None
     if rst.trigger_len:
-        trigger = Trigger.model_construct(frame=rst.trigger_frame, length=rst.trigger_len,
-                          delta_s=rst.trigger_delta_s, excerpt=rst.trigger_excerpt)
-    return ResetOut.model_construct(
+        trigger = construct(Trigger, frame=rst.trigger_frame, length=rst.trigger_len,
+                            delta_s=rst.trigger_delta_s, excerpt=rst.trigger_excerpt)
+    return construct(
+        ResetOut,
         id=f"{side.index}:{rst.id}",
         capture=rst.capture, frame=rst.frame,
-        connection=ConnectionRef.model_construct(
-            id=c.id, client=EndpointRef.model_construct(ip=c.client.ip, port=c.client.port),
-            server=EndpointRef.model_construct(ip=c.server.ip, port=c.server.port), ip_version=c.ip_version,
-            handshake=c.handshake, start=c.start, end=c.end, application=application(c.server.port),
-            peer_connection_id=peer_ids.get(c.id)),
+        connection=_connection_ref(cache, side, c, peer_ids),
         observed_at=side.role if side.role in ("client", "server") else "unknown",
         claimed_sender=rst.claimed_sender, time=rst.time, time_iso=_iso(rst.time), flags=rst.flags,
         origin=origin, origin_confidence=round(min(1.0, origin_cf), 3), pattern=inf.pattern,
-        rst_source=RstSource.model_construct(ttl=rst.ttl, initial_ttl=rst.initial_ttl, decrements=rst.ttl_decrements,
-                             tracert_hop=rst.tracert_hop, tracert_address=hop_addr,
-                             tracert_name=hop_name),
-        baseline=Baseline.model_construct(ttl=rst.baseline_ttl_conn if rst.baseline_ttl_conn is not None
-                          else rst.baseline_ttl_host,
-                          initial_ttl=rst.baseline_initial_ttl, decrements=rst.baseline_decrements,
-                          source=rst.baseline_source, values=rst.baseline_ttl_conn_values),
+        rst_source=_shared(cache, RstSource, ttl=rst.ttl, initial_ttl=rst.initial_ttl,
+                           decrements=rst.ttl_decrements, tracert_hop=rst.tracert_hop,
+                           tracert_address=hop_addr, tracert_name=hop_name),
+        baseline=construct(Baseline, ttl=rst.baseline_ttl_conn if rst.baseline_ttl_conn is not None
+                           else rst.baseline_ttl_host,
+                           initial_ttl=rst.baseline_initial_ttl, decrements=rst.baseline_decrements,
+                           source=rst.baseline_source, values=rst.baseline_ttl_conn_values),
         idle_before_s=rst.idle_before_s, measured_idle_s=measured,
         idle_matches=list(ev.get("cross_matched_devices") or []),
         trigger=trigger,
-        dual=DualOut.model_construct(peer_saw_connection=dual.dual_peer_saw_connection,
+        dual=_shared(cache, DualOut, peer_saw_connection=dual.dual_peer_saw_connection,
                      peer_sent_rst=dual.dual_peer_sent_rst,
                      peer_received_rst=dual.dual_peer_received_rst,
                      clock_offset_s=dual.dual_clock_offset_s, nat_between=dual.dual_nat_between,
                      verdict=_dual_verdict(dual)),
         diagnoses=diagnoses,
-        fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port, params, lang),
-        evidence=evidence_from_template(template, inf.evidence),
+        fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port, params, lang, cache),
+        evidence=evidence_from_template(template, inf.evidence, cache),
         wireshark_filter=_wireshark_filter(rst),
-        reasoning=Reasoning.model_construct(finding="", fired=fired),
+        reasoning=construct(Reasoning, finding="", fired=fired),
     )
 
 

@@ -118,6 +118,27 @@ def render_title(fix: Fix, params: dict[str, Any], lang: str = "en") -> str:
     return render_text(fix.title.zh if lang == "zh" else fix.title.en, params, fix.id)
 
 
+def placeholders_of(fix: Fix, lang: str = "en") -> tuple[str, ...]:
+    """The parameter names the fix's title and steps in ``lang`` use: a rendering depends on
+    nothing else, so equal values of these give equal text."""
+    title = fix.title.zh if lang == "zh" else fix.title.en
+    steps = fix.steps.zh if lang == "zh" else fix.steps.en
+    try:
+        return _names(title, steps)
+    except FixTemplateError as exc:
+        raise FixTemplateError(f"fix {fix.id}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(*templates: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for template in templates:
+        for _literal, name, _spec, _conversion in _parsed(template):
+            if name is not None and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(template: str) -> tuple:
     """The checked template's parts, parsed once (a report renders the same fixes for

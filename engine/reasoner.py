@@ -166,17 +166,32 @@ def _thresholds(compiled: CompiledKB) -> dict[str, Optional[list[float]]]:
     return out
 
 
-def _interval(value: float, constants: list[float]) -> tuple[str, int]:
-    """Where a number falls among the constants: every comparison with any of them (==, !=,
-    <, <=, >, >=, in) has the same outcome for all numbers of one interval."""
-    i = bisect.bisect_left(constants, value)
-    return ("=", i) if i < len(constants) and constants[i] == value else ("<", i)
+_SCALARS = (str, int, float, bool)
 
 
-def _scalar(value: Any) -> tuple:
-    # the type name keeps True, 1 and 1.0 apart (they are different evidence)
-    return (type(value).__name__,
-            value if isinstance(value, (str, int, float, bool)) else repr(value))
+def _identity(normalized: dict[str, Any]) -> Any:
+    """A hashable stand-in for the evidence set: equal only for the same items, in the same
+    order, of the same types (True, 1 and 1.0 are different evidence). Equal evidence built
+    in another key order is merely not shared (it still reasons right)."""
+    names, values = tuple(normalized), tuple(normalized.values())
+    try:
+        hash(values)
+    except TypeError:  # lists (e.g. matched devices) count by their items
+        values = tuple(tuple(v) if type(v) is list else v for v in values)
+        try:
+            hash(values)
+        except TypeError:
+            return repr(normalized)
+    return names, values, tuple(map(type, values))
+
+
+def _key_plan(compiled: CompiledKB) -> tuple[list[tuple[str, list[float]]], tuple[str, ...]]:
+    """The fields rules read, split into those compared only with numbers (keyed by interval)
+    and the others (keyed by value and type), each in name order."""
+    thresholds = _thresholds(compiled)
+    names = sorted(compiled.read_fields)
+    numeric = [(n, thresholds[n]) for n in names if thresholds.get(n) is not None]
+    return numeric, tuple(n for n in names if thresholds.get(n) is None)
 
 
 class Reasoner:
@@ -191,7 +206,7 @@ class Reasoner:
         labels = {name: kb.rules[d.rule_index].id for name, d in self.compiled.disjuncts.items()}
         self.host = RulesetHost(self.compiled.ruleset, labels)
         self._by_conclusion: dict[str, list[int]] = {}
-        self._thresholds: Optional[dict[str, Optional[list[float]]]] = None
+        self._key_plan: Optional[tuple[list[tuple[str, list[float]]], tuple[str, ...]]] = None
         for index, rule in enumerate(kb.rules):
             self._by_conclusion.setdefault(rule.conclude.id, []).append(index)
 
@@ -289,9 +304,7 @@ class Reasoner:
         out = []
         for evidence in evidences:
             normalized = normalize_evidence(evidence)
-            # repr is computed in C; equal evidence built in another key order is merely not
-            # shared (it still reasons right)
-            key = repr(normalized)
+            key = _identity(normalized)
             inference = same.get(key)
             if inference is not None:
                 out.append(inference)
@@ -325,20 +338,33 @@ class Reasoner:
         among the constants rules compare it with (3600.2 s and 3601.7 s of idle are one
         class when no rule draws a line between them). Captures with thousands of resets
         reason once per class."""
-        if self._thresholds is None:
-            self._thresholds = _thresholds(self.compiled)
-        read, thresholds = self.compiled.read_fields, self._thresholds
-        classes = []
-        for name, value in normalized.items():
-            if name not in read:
-                continue
-            constants = thresholds.get(name)
-            if constants is not None and _numeric(value):
-                classes.append((name, _interval(float(value), constants)))
+        plan = self._key_plan
+        if plan is None:
+            plan = self._key_plan = _key_plan(self.compiled)
+        numeric, others = plan
+        get = normalized.get
+        positions = []
+        add = positions.append
+        for name, constants in numeric:
+            value = get(name)
+            kind = type(value)
+            if kind is float or kind is int or (value is not None and _numeric(value)):
+                # 2i: below constant i; 2i+1: equal to it (every comparison with any of the
+                # constants has one outcome for all numbers of one such interval)
+                i = bisect.bisect_left(constants, value)
+                add(2 * i + 1 if i < len(constants) and constants[i] == value else 2 * i)
+            elif value is None:  # normalized evidence holds no None: absent
+                add(None)
             else:
-                classes.append((name, *_scalar(value)))
-        classes.sort()
-        return tuple(classes)
+                add((kind.__name__, value if isinstance(value, _SCALARS) else repr(value)))
+        values = tuple(map(get, others))
+        try:
+            hash(values)
+        except TypeError:  # a list or another unhashable value: its repr stands for it
+            values = tuple(v if v is None or isinstance(v, _SCALARS) else repr(v)
+                           for v in values)
+        # the types keep True, 1 and 1.0 apart (they are different evidence)
+        return tuple(positions), values, tuple(map(type, values))
 
     def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
               notes: list[str] | None = None) -> "Inference":

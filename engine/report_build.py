@@ -5,12 +5,16 @@ from collections import OrderedDict
 from typing import Any
 
 from . import fixparams
+from facts.fastmodel import construct
+
 from .kb import KnowledgeBase
 from .report_model import Diagnosis, EvidenceItem, Finding, FiredRule, FixOut, HowTree, ResetOut
 
 MIN_DIAGNOSIS_CF = 0.2
 MAX_DIAGNOSES = 5
 MIN_FIX_CF = 0.3
+_UNSET = object()  # a placeholder the evidence gives no value for
+_SHAREABLE = (str, int, float, bool)
 
 
 def _t(text, lang: str) -> str:
@@ -34,8 +38,10 @@ def diagnoses_for(kb: KnowledgeBase, inf, origin: str, lang: str) -> list[Diagno
 
 
 def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
-              params: dict[str, Any], lang: str) -> list[FixOut]:
-    """Fixes of the confident diagnoses (then of the timing pattern), for this application."""
+              params: dict[str, Any], lang: str, cache: dict | None = None) -> list[FixOut]:
+    """Fixes of the confident diagnoses (then of the timing pattern), for this application.
+    ``cache`` (any dict kept for one report) shares each fix rendered with the same values
+    of its placeholders between resets."""
     ids: list[str] = []
     sources = [d.id for d in diagnoses if d.confidence >= MIN_FIX_CF]
     if inf.pattern and not sources and origin != "endpoint":
@@ -50,8 +56,21 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
         fix = kb.fixes.get(fix_id)
         if fix is None or (fix.ports and port not in fix.ports):
             continue
-        out.append(FixOut.model_construct(id=fix.id, title=fixparams.render_title(fix, params, lang),
-                          text=fixparams.render(fix, params, lang)))
+        key = None
+        if cache is not None:
+            names = fixparams.placeholders_of(fix, lang)
+            values = [params.get(n, _UNSET) for n in names]
+            # types too: 60 and 60.0 render differently
+            key = (FixOut, fix.id, lang, *values, *map(type, values))
+            found = cache.get(key)
+            if found is not None:
+                out.append(found)
+                continue
+        made = construct(FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
+                         text=fixparams.render(fix, params, lang))
+        if key is not None:
+            cache[key] = made
+        out.append(made)
     return out
 
 
@@ -89,12 +108,27 @@ def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tupl
     return list(rows.values())
 
 
-def evidence_from_template(template: list[tuple], evidence: dict[str, Any]) -> list[EvidenceItem]:
+def evidence_from_template(template: list[tuple], evidence: dict[str, Any],
+                           cache: dict | None = None) -> list[EvidenceItem]:
+    """``cache`` (any dict kept for one report) shares items with the same row and value."""
     out = []
-    for rule_id, field, op, expected in template:
+    for row in template:
+        rule_id, field, op, expected = row
         actual = evidence.get(field, "unknown")
-        out.append(EvidenceItem.model_construct(
-            field=field, value=actual, text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})"))
+        key = None
+        if cache is not None and type(actual) in _SHAREABLE:
+            key = (EvidenceItem, id(row), type(actual), actual)
+            found = cache.get(key)
+            if found is not None:
+                out.append(found)
+                continue
+        made = construct(EvidenceItem, field=field, value=actual,
+                         text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})")
+        if key is not None:
+            # the row itself is kept so that its id is not reused while the cache lives
+            cache[key] = made
+            cache[(EvidenceItem, id(row))] = row
+        out.append(made)
     return out
 
 

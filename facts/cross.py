@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Iterable, Optional
 
 from .evidence import CrossEvidence
+from .fastmodel import construct
 from .models import Connection, RstEvent, initial_ttl
 
 CYCLE_MIN_RESETS = 3            # a "cycle" needs at least this many resets with one period
@@ -141,7 +142,8 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
         c = conns.get(r.connection_id, r.connection)
         rej, acc, above = port_stats.get((c.server.ip, c.server.port), (0, 0, None))
         matched = idle_matches(measured_idle(r), idle_defaults)
-        out[r.id] = CrossEvidence(
+        out[r.id] = construct(
+            CrossEvidence,
             cross_reconnect_cycle=r.connection_id in cycle_of,
             cross_cycle_period_s=cycle_of.get(r.connection_id),
             cross_resets_same_second=burst(first_rst[r.connection_id].time),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
 
-from .models import Connection, RstEvent, initial_ttl
+from .fastmodel import construct
+from .models import Connection, Endpoint, RstEvent, initial_ttl
 from .packet import ACK, addr_str
 from .tracker import (HANDSHAKE_NAMES, HS_COMPLETE, HS_SYNACK, MASK32, _NO_WSCALE, Conn,
                       RstRecord, Tracker, serial_diff)
@@ -68,9 +69,12 @@ def connection_model(c: Conn, capture: str, names: Optional[dict[bytes, str]] = 
         names = {}
     cname = names.get(c.addr[0]) or names.setdefault(c.addr[0], addr_str(c.addr[0]))
     sname = names.get(c.addr[1]) or names.setdefault(c.addr[1], addr_str(c.addr[1]))
-    return Connection(
-        id=c.id, capture=capture, ip_version=c.ipv,
-        client={"ip": cname, "port": c.port[0]}, server={"ip": sname, "port": c.port[1]},
+    # construct, not validation: every value here is already typed (tests validate the built
+    # facts); validating 20 000 connections and their RSTs took a fifth of a second
+    return construct(
+        Connection, id=c.id, capture=capture, ip_version=c.ipv,
+        client=construct(Endpoint, ip=cname, port=c.port[0]),
+        server=construct(Endpoint, ip=sname, port=c.port[1]),
         roles_inferred=c.inferred, start=c.start, end=c.last_ts,
         packets_c2s=client.pkts, packets_s2c=server.pkts,
         bytes_c2s=client.byts, bytes_s2c=server.byts,
@@ -196,8 +200,8 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[byt
     trig = rec.trigger
     before_c2s, before_s2c = rec.bytes_before
     silence, earlier_gap, silence_ratio = _silence(rec)
-    return RstEvent(
-        id=rec.id, capture=capture, frame=seg.frame, connection_id=c.id, connection=conn,
+    return construct(
+        RstEvent, id=rec.id, capture=capture, frame=seg.frame, connection_id=c.id, connection=conn,
         claimed_sender=sender_name, time=seg.ts,
         flags="RST+ACK" if seg.flags & ACK else "RST", seq=seg.seq, ack=seg.ack,
         ip_version=seg.ipv, reserved_bits_set=bool(seg.reserved),

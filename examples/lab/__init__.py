@@ -4,33 +4,20 @@ netfilter, captured at both ends.
 ``python -m examples.lab list`` / ``run SCENARIO --out DIR`` (or ``rstsleuth lab ...``). Each
 run writes ``client.pcap``, ``server.pcap`` and ``expected.yaml`` (see :mod:`.expected`).
 Needs root, iproute2, iptables and tcpdump; HAProxy for the two load-balancer scenarios.
+
+The names below load on first use: ``rstsleuth`` registers the ``lab`` command on every run,
+and importing the scenarios and their models cost every other command 60 ms.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
-from facts.errors import UserError
-
-from .expected import Expected, read_expected
-from .netns import LabError, lab_unavailable_reason
-from .runner import Scenario, run_scenario as _run
-from .scenarios_firewall import SCENARIOS as _FIREWALL
-from .scenarios_proxy import SCENARIOS as _PROXY
-
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in _FIREWALL + _PROXY}
-
-
-def scenario_names() -> list[str]:
-    return list(SCENARIOS)
-
-
-def run(name: str, out_dir: Path, family: Optional[int] = None) -> Expected:
-    """Run scenario ``name`` into ``out_dir``; raises LabError (a UserError) when it cannot."""
-    if name not in SCENARIOS:
-        raise UserError(f"unknown lab scenario '{name}' (try: {', '.join(SCENARIOS)})")
-    return _run(SCENARIOS[name], Path(out_dir), family)
-
+from typing import Any
 
 __all__ = ["SCENARIOS", "Expected", "LabError", "lab_unavailable_reason", "read_expected", "run",
            "scenario_names"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,23 +1,21 @@
 """Human renderings of a report: terminal text and Markdown, English or Chinese."""
 from __future__ import annotations
 
-import json
-
 from engine.report_model import Report
 
 from .markdown import render_markdown
 from .text import render_text
 
 
-# Above this many resets the JSON is written compact: the indenting encoder is Python's slow
-# path (and the indentation a third of the size); the content is the same.
+# Above this many resets the JSON is written compact: the indentation is a third of the
+# size; the content is the same.
 INDENT_MAX_RESETS = 1000
 
 
 def render(report: Report, fmt: str, lang: str = "en", color: bool = False) -> str:
     if fmt == "json":
         indent = 2 if len(report.resets) <= INDENT_MAX_RESETS else None
-        return json.dumps(report.to_json_dict(), ensure_ascii=False, indent=indent) + "\n"
+        return report.to_json(indent) + "\n"
     if fmt == "markdown":
         return render_markdown(report, lang)
     return render_text(report, lang, color)
