@@ -793,7 +793,7 @@ static int feed_obj(T *t, PyObject *o)
     if (Py_TYPE(o) == (PyTypeObject *)SEGC.cls)
         return feed_segment_obj(t, o);
     if (PyObject_TypeCheck(o, (PyTypeObject *)FRAGC.cls)) {
-        int64_t proto, id;
+        int64_t id;
         uint8_t a[16], b[16];
         int al, bl;
         PyObject *pv = get(&FRAGC, 4, o);
@@ -801,7 +801,6 @@ static int feed_obj(T *t, PyObject *o)
             return -1;
         int is6 = PyLong_Check(pv) && PyLong_AsLongLong(pv) == 6;
         Py_DECREF(pv);
-        (void)proto;
         if (!is6)
             return 0;
         if (get_addr(&FRAGC, 1, o, a, &al) < 0 || get_addr(&FRAGC, 2, o, b, &bl) < 0
@@ -846,24 +845,90 @@ static int feed_obj(T *t, PyObject *o)
 }
 
 /* -- building the Python objects ------------------------------------------------------------ */
-static PyObject *seg_obj(PyObject *memo, const Seg *s, PyObject *payload)
+/* What the build shares: one bytes object per address (servers repeat), one TcpSegment per
+ * frame (the Python tracker's references point at one object per packet too). */
+typedef struct {
+    Map addr_map, seg_map;
+    PyObject **objs;   /* owned: addresses and segments */
+    int64_t nobj, capobj;
+} B;
+
+static int b_init(B *b)
 {
-    PyObject *key = PyLong_FromLongLong(s->frame);
-    if (!key)
-        return NULL;
-    PyObject *o = PyDict_GetItemWithError(memo, key);
-    if (o || PyErr_Occurred()) {
-        Py_DECREF(key);
-        Py_XINCREF(o);
-        return o;
+    memset(b, 0, sizeof(B));
+    if (map_init(&b->addr_map, 1 << 10) < 0 || map_init(&b->seg_map, 1 << 12) < 0) {
+        PyErr_NoMemory();
+        return -1;
     }
-    o = newobj(&SEGC);
-    if (!o || PyDict_SetItem(memo, key, o) < 0) {
-        Py_DECREF(key);
-        Py_XDECREF(o);
+    return 0;
+}
+
+static void b_free(B *b)
+{
+    for (int64_t i = 0; i < b->nobj; i++)
+        Py_DECREF(b->objs[i]);
+    PyMem_RawFree(b->objs);
+    map_free(&b->addr_map);
+    map_free(&b->seg_map);
+    memset(b, 0, sizeof(B));
+}
+
+/* Keeps a new reference to o in the cache under k; o stays the caller's too. */
+static int b_keep(B *b, Map *m, const Key *k, PyObject *o)
+{
+    if (b->nobj == b->capobj) {
+        int64_t cap = b->capobj ? b->capobj * 2 : 4096;
+        PyObject **objs = PyMem_RawRealloc(b->objs, (size_t)cap * sizeof(PyObject *));
+        if (!objs) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->objs = objs;
+        b->capobj = cap;
+    }
+    if (map_put(m, k, (int32_t)b->nobj) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(o);
+    b->objs[b->nobj++] = o;
+    return 0;
+}
+
+static PyObject *paddr(B *b, const uint8_t *a, int alen)
+{
+    Key k;
+    memset(&k, 0, sizeof k);
+    ((uint8_t *)k.w)[0] = (uint8_t)alen;
+    memcpy((uint8_t *)k.w + 1, a, alen);
+    int32_t i = map_get(&b->addr_map, &k);
+    if (i >= 0) {
+        Py_INCREF(b->objs[i]);
+        return b->objs[i];
+    }
+    PyObject *o = PyBytes_FromStringAndSize((const char *)a, alen);
+    if (o && b_keep(b, &b->addr_map, &k, o) < 0)
+        Py_CLEAR(o);
+    return o;
+}
+
+static PyObject *seg_obj(B *b, const Seg *s, PyObject *payload)
+{
+    Key k;
+    memset(&k, 0, sizeof k);
+    k.w[0] = (uint64_t)s->frame;
+    int32_t i = map_get(&b->seg_map, &k);
+    if (i >= 0) {
+        Py_INCREF(b->objs[i]);
+        return b->objs[i];
+    }
+    PyObject *o = newobj(&SEGC);
+    if (!o)
+        return NULL;
+    if (b_keep(b, &b->seg_map, &k, o) < 0) {
+        Py_DECREF(o);
         return NULL;
     }
-    Py_DECREF(key);
     PyObject *dir = s->direction == 1 ? S_IN : s->direction == 2 ? S_OUT : Py_None;
     Py_INCREF(dir);
     if (payload)
@@ -872,18 +937,18 @@ static PyObject *seg_obj(PyObject *memo, const Seg *s, PyObject *payload)
         payload = PyBytes_FromStringAndSize((const char *)s->payload, s->plcap);
     if (put(&SEGC, o, S_FRAME, PyLong_FromLongLong(s->frame)) < 0
         || put(&SEGC, o, S_TS, PyFloat_FromDouble(s->ts)) < 0
-        || put(&SEGC, o, S_IPV, PyLong_FromLong(s->ipv)) < 0
-        || put(&SEGC, o, S_SRC, PyBytes_FromStringAndSize((const char *)s->src, s->alen)) < 0
-        || put(&SEGC, o, S_DST, PyBytes_FromStringAndSize((const char *)s->dst, s->alen)) < 0
-        || put(&SEGC, o, S_SPORT, PyLong_FromLong(s->sport)) < 0
-        || put(&SEGC, o, S_DPORT, PyLong_FromLong(s->dport)) < 0
-        || put(&SEGC, o, S_TTL, PyLong_FromLong(s->ttl)) < 0
-        || put(&SEGC, o, S_IPID, opti(s->ip_id >= 0, s->ip_id)) < 0
+        || put(&SEGC, o, S_IPV, PyLong_FromLongLong(s->ipv)) < 0
+        || put(&SEGC, o, S_SRC, paddr(b, s->src, s->alen)) < 0
+        || put(&SEGC, o, S_DST, paddr(b, s->dst, s->alen)) < 0
+        || put(&SEGC, o, S_SPORT, PyLong_FromLongLong(s->sport)) < 0
+        || put(&SEGC, o, S_DPORT, PyLong_FromLongLong(s->dport)) < 0
+        || put(&SEGC, o, S_TTL, PyLong_FromLongLong(s->ttl)) < 0
+        || put(&SEGC, o, S_IPID, s->ip_id >= 0 ? PyLong_FromLongLong(s->ip_id) : none()) < 0
         || put(&SEGC, o, S_SEQ, PyLong_FromUnsignedLong(s->seq)) < 0
         || put(&SEGC, o, S_ACK, PyLong_FromUnsignedLong(s->ack)) < 0
-        || put(&SEGC, o, S_FLAGS, PyLong_FromLong(s->flags)) < 0
-        || put(&SEGC, o, S_RES, PyLong_FromLong(s->reserved)) < 0
-        || put(&SEGC, o, S_WIN, PyLong_FromLong(s->window)) < 0
+        || put(&SEGC, o, S_FLAGS, PyLong_FromLongLong(s->flags)) < 0
+        || put(&SEGC, o, S_RES, PyLong_FromLongLong(s->reserved)) < 0
+        || put(&SEGC, o, S_WIN, PyLong_FromLongLong(s->window)) < 0
         || put(&SEGC, o, S_PLEN, PyLong_FromLongLong(s->payload_len)) < 0
         || put(&SEGC, o, S_PAYLOAD, payload) < 0
         || put(&SEGC, o, S_FRAG, PyBool_FromLong(s->fragmented)) < 0
@@ -895,18 +960,18 @@ static PyObject *seg_obj(PyObject *memo, const Seg *s, PyObject *payload)
     return o;
 }
 
-static PyObject *opt_seg(PyObject *memo, int has, const Seg *s)
+static PyObject *opt_seg(B *b, int has, const Seg *s)
 {
-    return has ? seg_obj(memo, s, NULL) : none();
+    return has ? seg_obj(b, s, NULL) : none();
 }
 
-static PyObject *ttl_dict(const TtlOther *o)
+static PyObject *ttl_dict(B *b, const TtlOther *o)
 {
     if (!o)
         return none();
     PyObject *d = PyDict_New();
     for (int i = 0; d && i < o->n; i++) {
-        PyObject *k = PyLong_FromLong(o->order[i]), *v = PyLong_FromUnsignedLong(o->count[o->order[i]]);
+        PyObject *k = PyLong_FromLongLong(o->order[i]), *v = PyLong_FromLongLong(o->count[o->order[i]]);
         if (!k || !v || PyDict_SetItem(d, k, v) < 0)
             Py_CLEAR(d);
         Py_XDECREF(k);
@@ -915,21 +980,21 @@ static PyObject *ttl_dict(const TtlOther *o)
     return d;
 }
 
-static PyObject *half_obj(PyObject *memo, Half *h, PyObject *conn, int side)
+static PyObject *half_obj(B *b, Half *h, PyObject *conn, int side)
 {
     PyObject *o = newobj(&HALFC);
     if (!o)
         return NULL;
     Py_INCREF(conn);
-    if (put(&HALFC, o, 0, conn) < 0 || put(&HALFC, o, 1, PyLong_FromLong(side)) < 0
+    if (put(&HALFC, o, 0, conn) < 0 || put(&HALFC, o, 1, PyLong_FromLongLong(side)) < 0
         || put(&HALFC, o, 2, PyLong_FromLongLong(h->pkts)) < 0
         || put(&HALFC, o, 3, PyLong_FromLongLong(h->byts)) < 0
         || put(&HALFC, o, 4, PyLong_FromLongLong(h->nrst)) < 0
-        || put(&HALFC, o, 5, opti(h->ttl0 >= 0, h->ttl0)) < 0
-        || put(&HALFC, o, 6, ttl_dict(h->other)) < 0
+        || put(&HALFC, o, 5, h->ttl0 >= 0 ? PyLong_FromLongLong(h->ttl0) : none()) < 0
+        || put(&HALFC, o, 6, ttl_dict(b, h->other)) < 0
         || put(&HALFC, o, 7, PyLong_FromLongLong(h->ttl_changes)) < 0
-        || put(&HALFC, o, 8, opt_seg(memo, h->has_last, &h->last)) < 0
-        || put(&HALFC, o, 9, opt_seg(memo, h->has_ldata, &h->ldata)) < 0
+        || put(&HALFC, o, 8, opt_seg(b, h->has_last, &h->last)) < 0
+        || put(&HALFC, o, 9, opt_seg(b, h->has_ldata, &h->ldata)) < 0
         || put(&HALFC, o, 10, opti(h->has_nxt, h->nxt)) < 0
         || put(&HALFC, o, 11, optf(h->has_rst_ts, h->last_rst_ts)) < 0
         || put(&HALFC, o, 12, opti(h->has_first_rst_nxt, h->first_rst_nxt)) < 0
@@ -978,7 +1043,7 @@ static PyObject *syn_obj(Conn *c)
     return o;
 }
 
-static PyObject *conn_obj(PyObject *memo, T *t, int64_t i, PyObject **addrs)
+static PyObject *conn_obj(B *b, T *t, int64_t i, PyObject **addrs)
 {
     Conn *c = CONN(t, i);
     PyObject *o = newobj(&CONNC);
@@ -996,17 +1061,17 @@ static PyObject *conn_obj(PyObject *memo, T *t, int64_t i, PyObject **addrs)
         Py_INCREF(EMPTY);
         fin = EMPTY;
     }
-    PyObject *h0 = half_obj(memo, &c->half[0], o, 0);
-    PyObject *h1 = h0 ? half_obj(memo, &c->half[1], o, 1) : NULL;
-    addrs[0] = PyBytes_FromStringAndSize((const char *)c->addr[0], c->alen);
-    addrs[1] = PyBytes_FromStringAndSize((const char *)c->addr[1], c->alen);
+    PyObject *h0 = half_obj(b, &c->half[0], o, 0);
+    PyObject *h1 = h0 ? half_obj(b, &c->half[1], o, 1) : NULL;
+    addrs[0] = paddr(b, c->addr[0], c->alen);
+    addrs[1] = paddr(b, c->addr[1], c->alen);
     Py_XINCREF(addrs[0]);
     Py_XINCREF(addrs[1]);
     Py_INCREF(EMPTY);
     Py_INCREF(EMPTY);
-    if (put(&CONNC, o, 0, ident('c', i + 1)) < 0 || put(&CONNC, o, 1, PyLong_FromLong(c->ipv)) < 0
+    if (put(&CONNC, o, 0, ident('c', i + 1)) < 0 || put(&CONNC, o, 1, PyLong_FromLongLong(c->ipv)) < 0
         || put(&CONNC, o, 2, pair(addrs[0], addrs[1])) < 0
-        || put(&CONNC, o, 3, pair(PyLong_FromLong(c->port[0]), PyLong_FromLong(c->port[1]))) < 0
+        || put(&CONNC, o, 3, pair(PyLong_FromLongLong(c->port[0]), PyLong_FromLongLong(c->port[1]))) < 0
         || put(&CONNC, o, 4, PyBool_FromLong(c->inferred)) < 0
         || put(&CONNC, o, 5, PyFloat_FromDouble(c->start)) < 0
         || put(&CONNC, o, 6, PyFloat_FromDouble(c->last_ts)) < 0
@@ -1016,7 +1081,7 @@ static PyObject *conn_obj(PyObject *memo, T *t, int64_t i, PyObject **addrs)
         || put(&CONNC, o, 10, PyFloat_FromDouble(c->gap_before_max)) < 0
         || put(&CONNC, o, 11, pair(h0, h1)) < 0
         || put(&CONNC, o, 12, PyBool_FromLong(c->slow)) < 0
-        || put(&CONNC, o, 13, PyLong_FromLong(c->hs)) < 0
+        || put(&CONNC, o, 13, PyLong_FromLongLong(c->hs)) < 0
         || put(&CONNC, o, 14, syn_obj(c)) < 0
         || put(&CONNC, o, 15, optf(c->has_synack, c->synack_time)) < 0
         || put(&CONNC, o, 16, opti(c->has_synack, c->synack_seq)) < 0
@@ -1033,16 +1098,16 @@ static PyObject *conn_obj(PyObject *memo, T *t, int64_t i, PyObject **addrs)
     return o;
 }
 
-static PyObject *rec_obj(PyObject *memo, Rec *r, int64_t i, PyObject *conn)
+static PyObject *rec_obj(B *b, Rec *r, int64_t i, PyObject *conn)
 {
     PyObject *o = newobj(&RECC);
     if (!o)
         return NULL;
     Py_INCREF(conn);
     if (put(&RECC, o, 0, ident('r', i + 1)) < 0
-        || put(&RECC, o, 1, seg_obj(memo, &r->seg, r->payload)) < 0
-        || put(&RECC, o, 2, conn) < 0 || put(&RECC, o, 3, PyLong_FromLong(r->side)) < 0
-        || put(&RECC, o, 4, PyLong_FromLong(r->index)) < 0
+        || put(&RECC, o, 1, seg_obj(b, &r->seg, r->payload)) < 0
+        || put(&RECC, o, 2, conn) < 0 || put(&RECC, o, 3, PyLong_FromLongLong(r->side)) < 0
+        || put(&RECC, o, 4, PyLong_FromLongLong(r->index)) < 0
         || put(&RECC, o, 5, optf(r->has_idle_before, r->idle_before)) < 0
         || put(&RECC, o, 6, optf(r->has_idle_trigger, r->idle_trigger)) < 0
         || put(&RECC, o, 7, optf(r->has_idle_sender, r->idle_sender)) < 0
@@ -1052,13 +1117,13 @@ static PyObject *rec_obj(PyObject *memo, Rec *r, int64_t i, PyObject *conn)
         || put(&RECC, o, 10, opti(r->has_sender_nxt, r->sender_nxt)) < 0
         || put(&RECC, o, 11, opti(r->has_other_nxt, r->other_nxt)) < 0
         || put(&RECC, o, 12, opti(r->has_ola, r->other_last_ack)) < 0
-        || put(&RECC, o, 13, opt_seg(memo, r->has_sender_last, &r->sender_last)) < 0
-        || put(&RECC, o, 14, opt_seg(memo, r->has_other_last, &r->other_last)) < 0
+        || put(&RECC, o, 13, opt_seg(b, r->has_sender_last, &r->sender_last)) < 0
+        || put(&RECC, o, 14, opt_seg(b, r->has_other_last, &r->other_last)) < 0
         || put(&RECC, o, 15, none()) < 0 || put(&RECC, o, 16, none()) < 0
-        || put(&RECC, o, 17, PyLong_FromLong(r->hs)) < 0
+        || put(&RECC, o, 17, PyLong_FromLongLong(r->hs)) < 0
         || put(&RECC, o, 18, PyBool_FromLong(r->syn_seen)) < 0
         || put(&RECC, o, 19, PyBool_FromLong(r->synack_seen)) < 0
-        || put(&RECC, o, 20, opt_seg(memo, r->has_trigger, &r->trigger)) < 0
+        || put(&RECC, o, 20, opt_seg(b, r->has_trigger, &r->trigger)) < 0
         || put(&RECC, o, 21, PyLong_FromLongLong(r->maxseg_before)) < 0
         || put(&RECC, o, 22, PyLong_FromLongLong(r->first_rst_nxt)) < 0
         || put(&RECC, o, 23, optf(r->has_data_after, r->data_after_s)) < 0
@@ -1083,9 +1148,14 @@ static int set_attr(PyObject *o, const char *name, PyObject *v)
     return r;
 }
 
-static int table_put(PyObject *table, PyObject *a, int pa, PyObject *b, int pb, PyObject *h)
+static int table_put(B *b, PyObject *table, PyObject *x, int px, PyObject *y, int py,
+                     PyObject *h)
 {
-    PyObject *k = Py_BuildValue("(OiOi)", a, pa, b, pb);
+    PyObject *p1 = PyLong_FromLongLong(px), *p2 = PyLong_FromLongLong(py), *k = NULL;
+    if (p1 && p2)
+        k = PyTuple_Pack(4, x, p1, y, p2);
+    Py_XDECREF(p1);
+    Py_XDECREF(p2);
     if (!k)
         return -1;
     int r = PyDict_SetItem(table, k, h);
@@ -1096,11 +1166,13 @@ static int table_put(PyObject *table, PyObject *a, int pa, PyObject *b, int pb, 
 /* A facts.tracker.Tracker holding Python twins of the C state. */
 static PyObject *build(T *t)
 {
-    PyObject *tracker = NULL, *memo = PyDict_New(), *conns = NULL, *rsts = NULL, *table = NULL,
-             *frags = NULL;
+    PyObject *tracker = NULL, *conns = NULL, *rsts = NULL, *table = NULL, *frags = NULL;
     PyObject **cobj = NULL;
-    if (!memo)
+    B bb, *b = &bb;
+    if (b_init(b) < 0) {
+        b_free(b);
         return NULL;
+    }
     tracker = PyObject_CallNoArgs(TRACKER);
     conns = PyList_New(t->nconn);
     rsts = PyList_New(t->nrec);
@@ -1111,7 +1183,7 @@ static PyObject *build(T *t)
         goto fail;
     for (int64_t i = 0; i < t->nconn; i++) {
         PyObject *addrs[2] = {NULL, NULL};
-        PyObject *c = conn_obj(memo, t, i, addrs);
+        PyObject *c = conn_obj(b, t, i, addrs);
         if (!c) {
             Py_XDECREF(addrs[0]);
             Py_XDECREF(addrs[1]);
@@ -1124,10 +1196,10 @@ static PyObject *build(T *t)
         int r = halves ? 0 : -1;
         /* Tracker._new_conn's two stores, replayed in order: same keys, values and order */
         if (!r)
-            r = table_put(table, addrs[0], cc->port[0], addrs[1], cc->port[1],
+            r = table_put(b, table, addrs[0], cc->port[0], addrs[1], cc->port[1],
                           PyTuple_GET_ITEM(halves, 0));
         if (!r)
-            r = table_put(table, addrs[1], cc->port[1], addrs[0], cc->port[0],
+            r = table_put(b, table, addrs[1], cc->port[1], addrs[0], cc->port[0],
                           PyTuple_GET_ITEM(halves, 1));
         Py_XDECREF(halves);
         Py_XDECREF(addrs[0]);
@@ -1138,7 +1210,7 @@ static PyObject *build(T *t)
     for (int64_t i = 0; i < t->nrec; i++) {
         Rec *r = REC(t, i);
         PyObject *c = cobj[r->conn];
-        PyObject *o = rec_obj(memo, r, i, c);
+        PyObject *o = rec_obj(b, r, i, c);
         if (!o)
             goto fail;
         PyList_SET_ITEM(rsts, i, o);
@@ -1193,11 +1265,11 @@ static PyObject *build(T *t)
         goto fail;
     }
     PyMem_RawFree(cobj);
-    Py_DECREF(memo);
+    b_free(b);
     return tracker;
 fail:
     PyMem_RawFree(cobj);
-    Py_XDECREF(memo);
+    b_free(b);
     Py_XDECREF(tracker);
     Py_XDECREF(conns);
     Py_XDECREF(rsts);
