@@ -181,8 +181,7 @@ def test_fused_equals_general_with_and_without_cext(tmp_path, monkeypatch, name,
     monkeypatch.setattr(etl_fastc, "fused_c", lambda *a: calls.append(1) or fused_c(*a))
     path = VARIANTS[name](tmp_path / "v.etl")
     assert _fused(path) == _general(path)
-    single = not any(k in name for k in ("processors",))
-    assert bool(calls) == (use_cext and single)
+    assert bool(calls) == use_cext
 
 
 @needs_cext

@@ -1,4 +1,4 @@
-"""Multi-processor-stream .etl files through the compiled walk (facts.capture.etl_mergec):
+"""Multi-processor-stream .etl files through the compiled path (facts.capture.etl_fastc):
 per buffer the same events as walk_buffer (so the time merge sees the same lists), and the
 same records, packets, frame numbers, drops, warnings and counters as general_records() --
 with a packet's copies spread over processors (not adjacent after the merge), with drops,
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from etl_factory import (PKTMON_DIRTAGS, PKTMON_GUID, PKTMON_TYPES, _PKTMON,  # noqa: E402
                          _Writer, _bounds, to_80211, write_ndis_etl, write_pktmon_etl)
-from facts.capture import etl_buffers, etl_fastc, etl_mergec, open_capture  # noqa: E402
+from facts.capture import etl_buffers, etl_fastc, open_capture  # noqa: E402
 from facts.capture.etl_events import NDIS_GUID, StreamState, walk_buffer  # noqa: E402
 from test_etl import _mixed_links, _packets  # noqa: E402
 from test_etl_fused import _fused, _general  # noqa: E402
@@ -100,8 +100,8 @@ def test_multistream_equals_general(tmp_path, name):
 def test_multistream_files_take_the_compiled_path(tmp_path, name, monkeypatch):
     path = VARIANTS[name](tmp_path / "m.etl")
     calls = []
-    real = etl_mergec.merged_c
-    monkeypatch.setattr(etl_mergec, "merged_c", lambda *a: calls.append(1) or real(*a))
+    real = etl_fastc.fused_c
+    monkeypatch.setattr(etl_fastc, "fused_c", lambda *a: calls.append(1) or real(*a))
     cap = open_capture(path)
     assert list(cap.records()) == list(cap.general_records())
     assert calls == [1]
@@ -115,7 +115,7 @@ def _compact_lists(path):
     out = []
     for proc, entries in etl.streams().items():
         state = StreamState()
-        out.append([list(etl_mergec._general(map(etl_mergec._compact, lst)))
+        out.append([list(etl_fastc._general(map(etl_fastc._compact, lst)))
                     for lst in etl_buffers._pieces(
                         etl._stream(entries, walk_buffer, proc, state, None))])
         out[-1].append((state.pktmon_events, state.ndis_events))
@@ -127,8 +127,9 @@ def _c_lists(path):
     out = []
     for proc, entries in etl.streams().items():
         state = StreamState()
-        out.append([list(etl_mergec._general(lst))
-                    for lst in etl_mergec._stream(etl, entries, proc, state, None)])
+        out.append([list(etl_fastc._general(lst))
+                    for lst in etl_fastc._stream(etl, entries, proc, state, None,
+                                                        etl_buffers.MERGE_PIECE)])
         out[-1].append((state.pktmon_events, state.ndis_events))
     return out
 
@@ -192,9 +193,9 @@ def test_fast_path_helpers_round_trip():
     pm = (123, 1, 160, (9 << 16) | 4, 2, 4, 3, 900, 10, 60, body)
     whole = (124, 3, 105, b"abc", "in")
     other = (125, 2, 0xC0000000, 7, 7, 10, 20, body, 0)
-    compact = [etl_mergec._compact(ev) for ev in (pm, whole, other)]
+    compact = [etl_fastc._compact(ev) for ev in (pm, whole, other)]
     assert compact[0][1] > 3 and compact[1][1] is None and compact[2] is other
-    assert list(etl_mergec._general(compact)) == [pm, whole, other]
+    assert list(etl_fastc._general(compact)) == [pm, whole, other]
 
 
 @pytest.mark.parametrize("piece", [1, 2, 5])
@@ -229,8 +230,8 @@ def test_equal_timestamps_on_other_processors(tmp_path, monkeypatch):
 
 def _walk_in_pieces(body, piece):
     """The C walk from offset 0 called again and again with ``max_items`` = piece, as
-    etl_mergec._stream calls it."""
-    walk = etl_fastc.compiled_walk()
+    etl_fastc._stream calls it."""
+    walk = etl_fastc._walk
     state = (None, 0, 0)
     items, p, pm, nd = [], 0, 0, 0
     while True:
@@ -249,7 +250,7 @@ def _walk_in_pieces(body, piece):
 def test_walk_in_pieces_equals_one_walk(tmp_path, piece):
     """max_items only cuts the walk: the same items (with their body), stop offset, state
     and counts as one call, on factory buffers and on random or damaged bytes."""
-    walk = etl_fastc.compiled_walk()
+    walk = etl_fastc._walk
     bodies = []
     for name in ("pktmon-drops-wifi-4", "spread-unusual", "ndis-fragments-3"):
         etl = open_capture(VARIANTS[name](tmp_path / f"{name}.etl")).etl

@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 #define HOT_LEN 114
@@ -66,18 +67,35 @@ static Py_ssize_t other_record(const unsigned char *b, Py_ssize_t p, Py_ssize_t 
     return memcmp(b + p + 24, nd_guid, 16) == 0 ? STOP_ : nxt;
 }
 
+/* The fold key PktGroupId << 16 | PktNumber. It needs up to 80 bits (the factory's
+ * PktGroupIds have high bits set, as pktmon's may): then built from public API as
+ * (PktGroupId >> 48) << 64 | the low 64 bits, the high part (constant over long runs of
+ * packets) kept from the previous key. */
+static PyObject *high_part;
+static uint64_t high_value;
+
 static PyObject *make_key(uint64_t group, unsigned number)
 {
     if (group < ((uint64_t)1 << 48))
         return PyLong_FromUnsignedLongLong((group << 16) | number);
-    /* group << 16 | number needs up to 80 bits (pktmon's PktGroupIds have high bits set):
-     * built from its little-endian bytes in one step, not by Python-level shifts. */
-    unsigned char le[10];
-    le[0] = (unsigned char)number;
-    le[1] = (unsigned char)(number >> 8);
-    for (int i = 0; i < 8; i++)
-        le[2 + i] = (unsigned char)(group >> (8 * i));
-    return _PyLong_FromByteArray(le, sizeof le, 1, 0);
+    uint64_t hi = group >> 48;
+    if (high_part == NULL || hi != high_value) {
+        PyObject *h = PyLong_FromUnsignedLongLong(hi), *shift = PyLong_FromLong(64), *v = NULL;
+        if (h && shift)
+            v = PyNumber_Lshift(h, shift);
+        Py_XDECREF(h);
+        Py_XDECREF(shift);
+        if (v == NULL)
+            return NULL;
+        Py_XSETREF(high_part, v);
+        high_value = hi;
+    }
+    PyObject *lo = PyLong_FromUnsignedLongLong((group << 16) | number);
+    if (lo == NULL)
+        return NULL;
+    PyObject *key = PyNumber_Or(high_part, lo);
+    Py_DECREF(lo);
+    return key;
 }
 
 static int append_item(PyObject *items, long long ts, PyObject *key, unsigned app,
@@ -278,15 +296,455 @@ done:
     return result;
 }
 
+
+/* ---- merge(streams): etl_buffers.merge_streams, compiled ----------------------------------
+ * The same algorithm, step for step, so that the lists come out in the same order and cut
+ * at the same places: load the next list of the stream furthest behind (the first of those
+ * equally far behind; a stream not yet loaded is furthest behind), then every pooled event
+ * no later than the least advanced stream's last loaded timestamp is final. The pool is
+ * kept stably sorted by timestamp at every load instead of sorted at each cut -- a stable
+ * sort of (sorted pool + new events) is their stable merge, so the result is the same --
+ * and head_ts is what the Python code reads as pool[0][0] (its pool is unsorted between
+ * cuts). Timestamps are item[0] as int64 (every walk produces signed 64-bit ones). */
+
+/* An int64 from a Python int. PyLong_AsLongLong goes through a byte array for ints of more
+ * than one digit (every timestamp); the overflow variant reads the digits directly. */
+static int as_int64(PyObject *v, long long *out)
+{
+    int ovf;
+    long long x = PyLong_AsLongLongAndOverflow(v, &ovf);
+    if (ovf) {
+        PyErr_SetString(PyExc_OverflowError, "timestamp out of int64 range");
+        return -1;
+    }
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    *out = x;
+    return 0;
+}
+
+typedef struct { long long ts; PyObject *item; } Slot;
+typedef struct { int loaded; long long ts; PyObject *it; } Front;
+
+typedef struct {
+    PyObject_HEAD
+    Front *fronts;
+    Py_ssize_t nfronts;
+    Slot *pool, *tmp;
+    Py_ssize_t npool, cap, tmpcap;
+    long long head_ts;
+    int finished;
+} Merger;
+
+static int grow(Slot **buf, Py_ssize_t *cap, Py_ssize_t need)
+{
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    Slot *p = PyMem_Realloc(*buf, (size_t)n * sizeof(Slot));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+/* Stable merge of the sorted runs a[0:na] and a[na:n], with tmp room for na slots. */
+static void merge_runs(Slot *a, Py_ssize_t na, Py_ssize_t n, Slot *tmp)
+{
+    if (na == 0 || na == n || a[na - 1].ts <= a[na].ts)
+        return;
+    /* Pool slots not later than the first new one keep their place. */
+    Py_ssize_t lo = 0, hi = na;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (a[mid].ts <= a[na].ts) lo = mid + 1; else hi = mid;
+    }
+    Py_ssize_t nl = na - lo;
+    memcpy(tmp, a + lo, (size_t)nl * sizeof(Slot));
+    Py_ssize_t i = 0, j = na, k = lo;
+    while (i < nl && j < n)
+        a[k++] = (a[j].ts < tmp[i].ts) ? a[j++] : tmp[i++];
+    while (i < nl)
+        a[k++] = tmp[i++];
+}
+
+/* Stable sort of a[0:n] (bottom-up merges; only lists that are not in time order, i.e.
+ * damaged buffers, get here), tmp with room for n slots. */
+static void sort_slots(Slot *a, Py_ssize_t n, Slot *tmp)
+{
+    for (Py_ssize_t w = 1; w < n; w *= 2)
+        for (Py_ssize_t s = 0; s + w < n; s += 2 * w) {
+            Py_ssize_t e = s + 2 * w < n ? s + 2 * w : n;
+            merge_runs(a + s, w, e - s, tmp);
+        }
+}
+
+static PyObject *merger_take(Merger *m, Py_ssize_t cut)
+{
+    PyObject *out = PyList_New(cut);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < cut; i++)
+        PyList_SET_ITEM(out, i, m->pool[i].item);          /* the pool's reference */
+    m->npool -= cut;
+    memmove(m->pool, m->pool + cut, (size_t)m->npool * sizeof(Slot));
+    if (m->npool)
+        m->head_ts = m->pool[0].ts;
+    return out;
+}
+
+/* Load one list into the pool: 1 loaded, 0 empty list, -1 error. */
+static int merger_load(Merger *m, Front *f, PyObject *events)
+{
+    if (!PyList_Check(events)) {
+        PyErr_SetString(PyExc_TypeError, "merge: each stream must yield lists");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(events), old = m->npool;
+    if (n == 0)
+        return 0;
+    if (grow(&m->pool, &m->cap, old + n) < 0 || grow(&m->tmp, &m->tmpcap, old + n) < 0)
+        return -1;
+    Slot *add = m->pool + old;
+    int in_order = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(events, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) == 0) {
+            PyErr_SetString(PyExc_TypeError, "merge: events must be tuples (timestamp first)");
+            return -1;
+        }
+        long long ts;
+        if (as_int64(PyTuple_GET_ITEM(item, 0), &ts) < 0)
+            return -1;
+        add[i].ts = ts;
+        add[i].item = item;
+        if (i && ts < add[i - 1].ts)
+            in_order = 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_INCREF(add[i].item);
+    if (old == 0)
+        m->head_ts = add[0].ts;             /* the Python pool's first item, unsorted */
+    f->loaded = 1;
+    f->ts = add[n - 1].ts;
+    m->npool = old + n;
+    if (!in_order)
+        sort_slots(add, n, m->tmp);
+    merge_runs(m->pool, old, old + n, m->tmp);
+    return 1;
+}
+
+static PyObject *merger_next(Merger *m)
+{
+    while (m->nfronts > 0) {
+        Py_ssize_t lag = 0;
+        for (Py_ssize_t i = 1; i < m->nfronts && m->fronts[lag].loaded; i++) {
+            Front *f = m->fronts + i;
+            if (!f->loaded || f->ts < m->fronts[lag].ts)
+                lag = i;
+        }
+        Front *f = m->fronts + lag;
+        PyObject *events = PyIter_Next(f->it);
+        if (events == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_DECREF(f->it);
+            m->nfronts--;
+            memmove(f, f + 1, (size_t)(m->nfronts - lag) * sizeof(Front));
+        }
+        else {
+            int rc = merger_load(m, f, events);
+            Py_DECREF(events);
+            if (rc < 0)
+                return NULL;
+            if (rc == 0)
+                continue;
+        }
+        int all_loaded = 1;
+        long long safe = LLONG_MAX;
+        for (Py_ssize_t i = 0; i < m->nfronts; i++) {
+            if (!m->fronts[i].loaded)
+                all_loaded = 0;
+            else if (m->fronts[i].ts < safe)
+                safe = m->fronts[i].ts;
+        }
+        if (m->nfronts == 0) {
+            if (m->npool)
+                return merger_take(m, m->npool);
+        }
+        else if (all_loaded && m->npool && m->head_ts <= safe) {
+            Py_ssize_t lo = 0, hi = m->npool;
+            while (lo < hi) {
+                Py_ssize_t mid = (lo + hi) / 2;
+                if (m->pool[mid].ts <= safe) lo = mid + 1; else hi = mid;
+            }
+            return merger_take(m, lo);  /* lo >= 1: the smallest is <= head_ts <= safe */
+        }
+    }
+    if (m->finished)
+        return NULL;
+    m->finished = 1;
+    return merger_take(m, m->npool);
+}
+
+static int merger_traverse(Merger *m, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < m->nfronts; i++)
+        Py_VISIT(m->fronts[i].it);
+    for (Py_ssize_t i = 0; i < m->npool; i++)
+        Py_VISIT(m->pool[i].item);
+    return 0;
+}
+
+static int merger_clear(Merger *m)
+{
+    Py_ssize_t nf = m->nfronts, np = m->npool;
+    m->nfronts = m->npool = 0;
+    for (Py_ssize_t i = 0; i < nf; i++)
+        Py_CLEAR(m->fronts[i].it);
+    for (Py_ssize_t i = 0; i < np; i++)
+        Py_CLEAR(m->pool[i].item);
+    return 0;
+}
+
+static void merger_dealloc(Merger *m)
+{
+    PyObject_GC_UnTrack(m);
+    merger_clear(m);
+    PyMem_Free(m->fronts);
+    PyMem_Free(m->pool);
+    PyMem_Free(m->tmp);
+    Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+static PyTypeObject MergerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "facts.capture._etlwalk.Merger",
+    .tp_basicsize = sizeof(Merger),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Lists of events merged by time (see merge).",
+    .tp_dealloc = (destructor)merger_dealloc,
+    .tp_traverse = (traverseproc)merger_traverse,
+    .tp_clear = (inquiry)merger_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)merger_next,
+};
+
+static Merger *merger_new_from(PyObject *streams)
+{
+    PyObject *seq = PySequence_Fast(streams, "merge: streams must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Merger *m = PyObject_GC_New(Merger, &MergerType);
+    if (m == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    m->fronts = NULL;
+    m->pool = m->tmp = NULL;
+    m->nfronts = m->npool = m->cap = m->tmpcap = 0;
+    m->head_ts = 0;
+    m->finished = 0;
+    PyObject_GC_Track(m);
+    m->fronts = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Front));
+    if (m->fronts == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PyObject_GetIter(PySequence_Fast_GET_ITEM(seq, i));
+        if (it == NULL)
+            goto fail;
+        m->fronts[i].it = it;
+        m->nfronts = i + 1;
+    }
+    Py_DECREF(seq);
+    return m;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(m);
+    return NULL;
+}
+
+static PyObject *merge(PyObject *self, PyObject *streams)
+{
+    (void)self;
+    return (PyObject *)merger_new_from(streams);
+}
+
+/* ---- fold(items, i, frame, live, older, generation_start, window, dirs) -------------------
+ * The fold of the compiled readers' loop (etl_fastc) for a list of walk items in time order,
+ * from index i: a whole NDIS packet (key None) is kept; a pktmon copy (key > 3) is folded
+ * exactly as fold_records folds it -- a later copy (AppearanceCount above the one
+ * remembered for its key, in live or else older) updates the memory and is dropped, any
+ * other becomes the next frame and is remembered as (AppearanceCount, frame, direction) in
+ * live, which rolls over to older once the copy is more than window after
+ * generation_start. The first item of walk_buffer's general form (key 1-3) stops the fold:
+ * i is then its index, else len(items). Returns (kept, i, frame, live, older,
+ * generation_start); the kept items are frames frame+1, frame+2, ... in order. */
+
+static int item_app(PyObject *e, long *app)
+{
+    PyObject *v;
+    if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) > 0)
+        v = PyTuple_GET_ITEM(e, 0);
+    else if (PyList_Check(e) && PyList_GET_SIZE(e) > 0)
+        v = PyList_GET_ITEM(e, 0);
+    else {
+        PyErr_SetString(PyExc_TypeError, "fold: a remembered packet must be a tuple or list");
+        return -1;
+    }
+    *app = PyLong_AsLong(v);
+    return (*app == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *remembered(PyObject *app, PyObject *frame, PyObject *direction)
+{
+    PyObject *t = PyTuple_Pack(3, app, frame, direction);
+    if (t != NULL)
+        PyObject_GC_UnTrack(t);     /* scalars only: see append_item */
+    return t;
+}
+
+static PyObject *fold(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *items, *live, *older, *dirs, *kept = NULL, *result = NULL;
+    Py_ssize_t i, frame;
+    long long gen, window;
+    if (!PyArg_ParseTuple(args, "O!nnO!O!LLO!", &PyList_Type, &items, &i, &frame,
+                          &PyDict_Type, &live, &PyDict_Type, &older, &gen, &window,
+                          &PyTuple_Type, &dirs))
+        return NULL;
+    if (PyTuple_GET_SIZE(dirs) != 8 || i < 0 || window < 0) {
+        PyErr_SetString(PyExc_ValueError, "fold: dirs must hold 8 directions, i and window >= 0");
+        return NULL;
+    }
+    Py_INCREF(live);
+    Py_INCREF(older);
+    if (!(kept = PyList_New(0)))
+        goto done;
+    for (; i < PyList_GET_SIZE(items); i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) < 5) {
+            PyErr_SetString(PyExc_TypeError, "fold: items must be walk tuples");
+            goto done;
+        }
+        PyObject *key = PyTuple_GET_ITEM(it, 1);
+        if (key != Py_None) {
+            int ovf;
+            if (!PyLong_Check(key))
+                break;
+            long long k = PyLong_AsLongLongAndOverflow(key, &ovf);
+            if (k == -1 && PyErr_Occurred())
+                goto done;
+            if (ovf < 0 || (ovf == 0 && k <= 3))
+                break;                                  /* walk_buffer's general form */
+            PyObject *app_obj = PyTuple_GET_ITEM(it, 2);
+            long app = PyLong_AsLong(app_obj);
+            Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 4));
+            long long ts;
+            if (PyErr_Occurred() || as_int64(PyTuple_GET_ITEM(it, 0), &ts) < 0)
+                goto done;
+            if (d < 0 || d > 7) {
+                PyErr_SetString(PyExc_ValueError, "fold: direction code out of range");
+                goto done;
+            }
+            if (app != 1) {
+                PyObject *e = PyDict_GetItemWithError(live, key);
+                if (e == NULL && !PyErr_Occurred())
+                    e = PyDict_GetItemWithError(older, key);
+                if (e == NULL && PyErr_Occurred())
+                    goto done;
+                long seen;
+                if (e != NULL) {
+                    if (item_app(e, &seen) < 0)
+                        goto done;
+                    if (app > seen) {                   /* a later copy */
+                        PyObject *f, *dir, *v;
+                        if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) >= 3) {
+                            f = PyTuple_GET_ITEM(e, 1);
+                            dir = PyTuple_GET_ITEM(e, 2);
+                        }
+                        else if (PyList_Check(e) && PyList_GET_SIZE(e) >= 3) {
+                            f = PyList_GET_ITEM(e, 1);
+                            dir = PyList_GET_ITEM(e, 2);
+                        }
+                        else {
+                            PyErr_SetString(PyExc_TypeError, "fold: short remembered packet");
+                            goto done;
+                        }
+                        Py_INCREF(f);               /* e may go with the store below */
+                        Py_INCREF(dir);
+                        v = remembered(app_obj, f, dir);
+                        Py_DECREF(f);
+                        Py_DECREF(dir);
+                        if (v == NULL || PyDict_SetItem(live, key, v) < 0) {
+                            Py_XDECREF(v);
+                            goto done;
+                        }
+                        Py_DECREF(v);
+                        continue;
+                    }
+                }
+            }
+            /* ts - gen > window, as Python's exact ints compare it (window >= 0) */
+            if (ts > gen && (unsigned long long)ts - (unsigned long long)gen
+                    > (unsigned long long)window) {
+                PyObject *fresh = PyDict_New();
+                if (fresh == NULL)
+                    goto done;
+                Py_SETREF(older, live);
+                live = fresh;
+                gen = ts;
+            }
+            PyObject *f = PyLong_FromSsize_t(frame + 1);
+            PyObject *v = f ? remembered(app_obj, f, PyTuple_GET_ITEM(dirs, d)) : NULL;
+            Py_XDECREF(f);
+            if (v == NULL || PyDict_SetItem(live, key, v) < 0) {
+                Py_XDECREF(v);
+                goto done;
+            }
+            Py_DECREF(v);
+        }
+        frame++;
+        if (PyList_Append(kept, it) < 0)
+            goto done;
+    }
+    result = Py_BuildValue("(OnnOOL)", kept, i, frame, live, older, gen);
+done:
+    Py_XDECREF(kept);
+    Py_DECREF(live);
+    Py_DECREF(older);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4"
      "[, with_body[, max_items]])"
      " -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)"},
+    {"fold", fold, METH_VARARGS,
+     "fold(items, i, frame, live, older, generation_start, window, dirs)"
+     " -> (kept, i, frame, live, older, generation_start)"},
+    {"merge", merge, METH_O,
+     "merge(streams) -> iterator of lists: the streams' lists of events (tuples, int64"
+     " timestamp first) merged by time exactly as etl_buffers.merge_streams merges them"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_etlwalk",
                                     "Compiled event stepping for etl_fast.", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__etlwalk(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__etlwalk(void)
+{
+    if (PyType_Ready(&MergerType) < 0)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -312,11 +312,20 @@ def _pieces(lists):
 
 
 def merge_streams(streams):
-    """Merge per-processor streams of event lists, each stream in time order, by sorting a
-    pool: load the next list (a buffer's piece) of the stream that is furthest behind, then every pooled event
-    no later than the least advanced stream's last loaded timestamp is final. A C-level sort
-    of nearly sorted runs per buffer costs far less than a per-event heap merge, and memory
-    stays at about one buffer per processor. Yields lists of events in time order."""
+    """Merge per-processor streams of event lists, each stream in time order: the compiled
+    ``_etlwalk.merge`` when built (and ``RSTSLEUTH_NO_CEXT`` unset), else
+    ``merge_streams_py``; the same lists either way (tests compare them)."""
+    if _compiled_merge is not None:
+        return _compiled_merge(streams)
+    return merge_streams_py(streams)
+
+
+def merge_streams_py(streams):
+    """The merge by sorting a pool: load the next list (a buffer's piece) of the stream that
+    is furthest behind, then every pooled event no later than the least advanced stream's
+    last loaded timestamp is final. A C-level sort of nearly sorted runs per buffer costs far
+    less than a per-event heap merge, and memory stays at about one buffer per processor.
+    Yields lists of events in time order (equal timestamps in the order loaded)."""
     key = itemgetter(0)
     fronts = [[-math.inf, s] for s in streams]      # [last loaded timestamp, stream]
     pool: list = []
@@ -339,6 +348,21 @@ def merge_streams(streams):
                 del pool[:cut]
     pool.sort(key=key)
     yield pool
+
+
+def compiled(name: str):
+    """``name`` of the optional compiled ``_etlwalk`` (None when it was not built or
+    ``RSTSLEUTH_NO_CEXT`` is set: the Python code then does its work)."""
+    if os.environ.get("RSTSLEUTH_NO_CEXT"):
+        return None
+    try:
+        from . import _etlwalk
+    except ImportError:
+        return None
+    return getattr(_etlwalk, name, None)
+
+
+_compiled_merge = compiled("merge")
 
 
 def sniff_etl(head: bytes) -> bool:

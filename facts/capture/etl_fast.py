@@ -19,8 +19,8 @@ as soon as no packet waits for a better copy or for its other fragments. Traces 
 several processor streams need the timestamp merge of the walked events and take that
 road from the start (``_merged``). Either way the records, packets, frame numbers, drops,
 warnings and counters are those of the general path (tests compare them). With the
-compiled ``_etlwalk`` built, the single-stream loop is ``etl_fastc.fused_c`` (C stepping)
-and the multi-stream one ``etl_mergec.merged_c`` (C walk per buffer, then the merge).
+compiled ``_etlwalk`` built, ``etl_fastc.fused_c`` reads every trace instead (C walk per
+buffer, C merge of the streams, C fold); the loops here are the fallback without it.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from struct import Struct
 
 from facts.decode import decode
 
-from . import etl_fastc, etl_mergec
+from . import etl_fastc
 from .etl import PM_DIRS
 from .etl_events import (EXTENDED_INFO, KW_MEDIA, KW_WHOLE, NDIS_DIRECTIONS, NDIS_GUID,
                          NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
@@ -55,15 +55,12 @@ _END, _STOP = -1, -2
 def iter_fused(cap, records: bool = False):
     """Decoded packets of an ``EtlCapture`` (see the module text); with ``records`` its
     ``(frame, ts, linktype, data, origlen, direction)`` records instead."""
+    if etl_fastc.available():
+        return etl_fastc.fused_c(cap, records, _decoded, _count_events)
     streams = cap.etl.streams()
     if len(streams) != 1:
-        if etl_fastc.available():
-            return etl_mergec.merged_c(cap, records, _decoded, _count_events)
         return _merged(cap, records)
-    entries = next(iter(streams.values()))
-    if etl_fastc.available():
-        return etl_fastc.fused_c(cap, entries, records, _fold_fast, _count_events)
-    return _fused(cap, entries, records)
+    return _fused(cap, next(iter(streams.values())), records)
 
 
 def _decoded(records):

@@ -1,34 +1,40 @@
-"""``etl_fast._fused`` with its stepping done by the compiled ``_etlwalk.walk``.
+"""The compiled-path reader of .etl files (``_etlwalk``): walk, time merge, fold and
+decode, for traces with one processor stream or several.
 
-In a pktmon trace with 3 component copies per packet, a Python loop that merely steps
-through the events (one ``unpack_from`` each) costs as much as a whole pcap pass. The C
-walk steps over the records the loop never reads and over back-to-back copies, and hands
-back per buffer the events left: ``(ts, key, app, code, dir, orig, start, end)``, key None
-for a whole NDIS packet. Everything else -- the fold dicts and window, the clock, the
-decoding, the hand-over to the general walk where the C walk stops -- is the Python
-loop's, unchanged; tests compare this loop with the Python one and the general path.
+Per processor stream, each buffer is walked by ``_etlwalk.walk``, which steps over the
+records the loop never reads and over pktmon back-to-back copies and hands back compact
+items ``(ts, key, app, code, dir, orig, start, end, body)`` (key None for a whole NDIS
+packet). Where it stops at an event the general walk must judge (a drop, a Wi-Fi copy, a
+packet without PktGroupId, an NDIS fragment, extended data items, damage),
+``walk_buffer`` walks the rest of that buffer only, with the same back-to-back state, and
+its common events are turned into the compact form (``_stream``). Several streams are
+merged by time exactly as ``EtlFile.events`` merges ``walk_buffer``'s lists
+(``merge_streams`` over the same lists, cut into pieces of ``MERGE_PIECE`` items at the same
+places, so events of equal timestamps get the same frame numbers); one stream is read in
+file order. ``_etlwalk.fold`` folds each list's compact items (later copies -- of another
+processor, or not back to back -- through the fold dicts ``live``/``older`` as everywhere)
+and the loop decodes what it keeps. The first event of the general form hands the stream
+to ``EtlCapture.fold_records``, which hands it back once no packet waits. Records, packets,
+frame numbers, drops, warnings and counters are those of ``general_records`` (tests).
 
 ``available()`` is False when the extension was not built (``setup.py`` marks it optional)
-or ``RSTSLEUTH_NO_CEXT`` is set; ``etl_fast`` then runs its Python loop.
+or ``RSTSLEUTH_NO_CEXT`` is set; ``etl_fast`` then runs its Python loops.
 """
 from __future__ import annotations
-
-import os
 
 from facts.decode import decode
 from facts.packet import TcpSegment
 
+from . import etl_buffers
 from .etl import PM_DIRS
-from .etl_events import (KW_MEDIA, NDIS_DIRECTIONS, NDIS_GUID, NDIS_LINKTYPES, PKTMON_GUID,
-                         SIZE_AT_4, StreamState, walk_buffer)
+from .etl_buffers import compiled, merge_streams
+from .etl_events import (KW_MEDIA, KW_NATIVE_80211, KW_WWAN_RAW_IP, NDIS_DIRECTIONS,
+                         NDIS_GUID, NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
+                         walk_buffer, StreamState)
 from .fastpcap import LAYOUTS
 
-try:
-    if os.environ.get("RSTSLEUTH_NO_CEXT"):
-        raise ImportError("RSTSLEUTH_NO_CEXT is set")
-    from ._etlwalk import walk as _walk
-except ImportError:
-    _walk = None
+_walk = compiled("walk")
+_fold = compiled("fold")
 
 # The C side hard-codes the media mask it returns for NDIS packets.
 assert KW_MEDIA == 0x10200
@@ -36,20 +42,126 @@ SIZE_AT_4_TABLE = bytes(1 if i in SIZE_AT_4 else 0 for i in range(256))
 
 
 def available() -> bool:
-    return _walk is not None
+    return _walk is not None and _fold is not None
 
 
-def compiled_walk():
-    """``_etlwalk.walk`` (None when not ``available()``); ``etl_mergec`` walks with it."""
-    return _walk
+# A whole NDIS packet of walk_buffer's form back to the keyword bits the C walk returns.
+_NDIS_CODES = {1: 0, 101: KW_WWAN_RAW_IP, 105: KW_NATIVE_80211}
+_NDIS_DCODES = {None: 0, "out": 1, "in": 2}
+assert all(NDIS_LINKTYPES[c] == lt for lt, c in _NDIS_CODES.items())
+assert all(NDIS_DIRECTIONS[c] == d for d, c in _NDIS_DCODES.items())
 
 
-def fused_c(cap, entries, records, fold_fast, count_events):
-    """``etl_fast._fused`` over ``_etlwalk.walk`` (``fold_fast``/``count_events`` are
-    etl_fast's, passed in to keep the import one-way)."""
+def _compact(ev):
+    """A ``walk_buffer`` event in the C walk's item form when the merged loop reads it
+    itself (a pktmon Ethernet/raw-IP flow copy with a PktGroupId, a whole NDIS packet);
+    any other event unchanged. Compact items have ``key`` (index 1) None or > 3, general
+    events their kind (1-3) there."""
+    kind = ev[1]
+    if kind == PKTMON:
+        ts, _kind, eid, key, app, dirtag, ptype, orig, start, end, body = ev
+        if eid == 160 and key > 0 and (ptype == 1 or ptype == 3):
+            return ts, key, app, 1 if ptype == 1 else 101, dirtag & 7, orig, start, end, body
+    elif kind == NDIS_WHOLE:
+        ts, _kind, lt, data, direction = ev
+        return ts, None, 0, _NDIS_CODES[lt], _NDIS_DCODES[direction], 0, 0, len(data), data
+    return ev
+
+
+def _general_item(ev):
+    """A merged item in ``walk_buffer``'s form, for ``fold_records``."""
+    key = ev[1]
+    if key is None:
+        ts, _key, _app, code, dcode, _orig, start, end, body = ev
+        return ts, NDIS_WHOLE, NDIS_LINKTYPES[code], body[start:end], NDIS_DIRECTIONS[dcode]
+    if key > 3:
+        ts, key, app, code, dcode, orig, start, end, body = ev
+        return ts, PKTMON, 160, key, app, dcode, 1 if code == 1 else 3, orig, start, end, body
+    return ev
+
+
+def _general(events):
+    """The merged items in ``walk_buffer``'s form, for ``fold_records``."""
+    return map(_general_item, events)
+
+
+def _general_from(cur, merged):
+    """The items from index ``cur[1]`` of list ``cur[0]`` on, then those of the lists left
+    in ``merged``, in ``walk_buffer``'s form; ``cur`` is kept at the list and index of the
+    item last handed out (where the fast loop goes on when ``fold_records`` hands back)."""
+    lst, i = cur
+    while True:
+        for i in range(i, len(lst)):
+            cur[1] = i
+            yield _general_item(lst[i])
+        lst = next(merged, None)
+        if lst is None:
+            return
+        cur[0] = lst
+        i = 0
+
+
+def _stream(etl, entries, proc, state, progress, piece):
+    """One processor's stream as lists of items, each buffer's cut into pieces of ``piece``
+    items exactly as ``etl_buffers._pieces`` cuts ``walk_buffer``'s list of it (see the
+    module text), or with ``piece`` 0 a list per buffer (for a stream read alone). The
+    C walk's back-to-back state (last PktGroupId, PktNumber, AppearanceCount, None
+    until a preferred copy was passed) and ``state.last`` of ``walk_buffer`` are handed
+    over to each other where one takes over from the other."""
     walk = _walk
+    pktmon_guid, ndis_guid, size_at_4 = PKTMON_GUID, NDIS_GUID, SIZE_AT_4_TABLE
+    last_group = None
+    last_number = last_app = 0
+    for off, hdr, body in etl.bodies(entries, progress):
+        p = 0
+        pieces = 0
+        while True:
+            # Walked a piece at a time (see etl_buffers.MERGE_PIECE): a full piece may
+            # also have stopped before an event the general walk judges; the next call
+            # then returns no items with p unchanged.
+            items, p, last_group, last_number, last_app, pm, nd = walk(
+                body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid,
+                size_at_4, True, piece)
+            state.pktmon_events += pm
+            state.ndis_events += nd
+            if piece and p >= 0 and len(items) == piece:
+                pieces += 1
+                yield items
+                continue
+            break
+        if p >= 0:
+            key = None if last_group is None else (last_group << 16) | last_number
+            state.last = (key, last_app, key is not None)
+            items += map(_compact, walk_buffer(body, off, proc, etl.is_cut(off, hdr), state,
+                                               etl.problem, p))
+            key, last_app, good = state.last
+            # The C walk steps over copies only after a preferred copy with a PktGroupId
+            # (walk_buffer's key of a packet without one is negative).
+            if good and key is not None and key > 0:
+                last_group, last_number = key >> 16, key & 0xFFFF
+            else:
+                last_group = None
+            if piece:
+                for i in range(piece, len(items), piece):
+                    pieces += 1
+                    yield items[i - piece:i]
+                items = items[(len(items) - 1) // piece * piece:] if items else items
+        if items or not pieces:             # as etl_buffers._pieces cuts the buffer's list
+            yield items
+
+
+def fused_c(cap, records, decoded, count_events):
+    """Decoded packets (or with ``records`` the records) of an ``EtlCapture`` (see the
+    module text; ``decoded``/``count_events`` are etl_fast's, passed in to keep the import
+    one-way)."""
     stats = cap.start_pass()
     etl = cap.etl
+    streams = etl.streams()
+    states = [StreamState() for _ in streams]
+    piece = etl_buffers.MERGE_PIECE if len(streams) > 1 else 0
+    lists = [_stream(etl, entries, proc, state, cap.note_offset, piece)
+             for (proc, entries), state in zip(streams.items(), states)]
+    merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
     clock = cap.clock
     seconds, linear = clock.seconds, clock.linear
     whole_s, tick_off = clock.whole_seconds, clock.tick_offset
@@ -59,117 +171,105 @@ def fused_c(cap, entries, records, fold_fast, count_events):
     older: dict = {}
     generation_start = frame = 0
     link_types = cap.link_types
-    state = StreamState()
-    pm_events = nd_events = 0
-    last_group = None
-    last_number = last_app = 0
     eth_unpack = LAYOUTS[1][0].unpack_from
     new = TcpSegment.__new__
     Seg = TcpSegment
-    pktmon_guid, ndis_guid, size_at_4 = PKTMON_GUID, NDIS_GUID, SIZE_AT_4_TABLE
     ndis_lts, ndis_dirs = NDIS_LINKTYPES, NDIS_DIRECTIONS
+    fold = _fold
     last_lt = None
+    lst: list = []
+    i = 0
     in_fast = True
     try:
-        with open(etl.path, "rb") as f:
-            for index, (off, hdr) in enumerate(entries):
-                body = etl.read_body(f, off, hdr)
-                cap.note_offset(min(off + hdr[0], etl.file_size))
-                (items, p, last_group, last_number, last_app, pm, nd) = walk(
-                    body, 0, last_group, last_number, last_app, pktmon_guid, ndis_guid,
-                    size_at_4)
-                pm_events += pm
-                nd_events += nd
-                for ts, key, app, code, dcode, orig, start, end in items:
-                    if key is not None:
-                        if app != 1:
-                            e = live.get(key)
-                            if e is None:
-                                e = older.get(key)
-                            if e is not None and app > e[0]:        # a later copy
-                                live[key] = (app, e[1], e[2])
-                                continue
-                        if ts - generation_start > window:
-                            older, live, generation_start = live, {}, ts
-                        direction = pm_dirs[dcode]
-                        frame += 1
-                        live[key] = (app, frame, direction)
-                        lt = code
-                    else:
-                        frame += 1
-                        lt = ndis_lts[code]
-                        direction = ndis_dirs[dcode]
-                    if lt != last_lt:
-                        link_types.add(lt)
-                        last_lt = lt
-                    tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
-                    if records:
-                        data = body[start:end]
-                        cap.records_read = frame
-                        yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
-                               direction)
+        while True:
+            if i >= len(lst):
+                lst = next(merged, None)
+                if lst is None:
+                    break                   # the end of the merged stream
+                i = 0
+            # The fold of the compact items is compiled (_etlwalk.fold): it stops at the
+            # first event of walk_buffer's general form, at index i.
+            kept, i, _end_frame, live, older, generation_start = fold(
+                lst, i, frame, live, older, generation_start, window, pm_dirs)
+            for ts, key, _app, code, dcode, orig, start, end, body in kept:
+                frame += 1
+                if key is None:
+                    lt = ndis_lts[code]
+                    direction = ndis_dirs[dcode]
+                else:
+                    lt = code
+                    direction = pm_dirs[dcode]
+                if lt != last_lt:
+                    link_types.add(lt)
+                    last_lt = lt
+                tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
+                if records:
+                    data = body[start:end]
+                    cap.records_read = frame
+                    yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
+                           direction)
+                    continue
+                # fastpcap.fast_segment, inlined on purpose: this loop exists for speed
+                # and a call per packet costs ~15 % here (bench_etl.py).
+                if lt == 1 and end - start >= 54:
+                    (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport,
+                     dport, seq, ack, off_res, tflags, win) = eth_unpack(body, start)
+                    if (etype == 0x0800 and vihl == 0x45 and proto == 6
+                            and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
+                        seg = new(Seg)
+                        seg.frame = frame
+                        seg.ts = tsf
+                        seg.ipv = 4
+                        seg.src = src
+                        seg.dst = dst
+                        seg.sport = sport
+                        seg.dport = dport
+                        seg.ttl = ttl
+                        seg.ip_id = ip_id
+                        seg.seq = seq
+                        seg.ack = ack
+                        seg.flags = tflags
+                        seg.reserved = off_res & 0x0F
+                        seg.window = win
+                        seg.fragmented = False
+                        seg.direction = direction
+                        doff = (off_res >> 4) << 2
+                        plen = totlen - 20 - doff
+                        seg.payload_len = plen if plen > 0 else 0
+                        data_start = start + 34 + doff
+                        ip_end = start + 14 + totlen
+                        if ip_end <= end:
+                            seg.truncated = False
+                            seg.payload = body[data_start:ip_end] if plen > 0 else b""
+                        else:
+                            seg.truncated = True
+                            seg.payload = body[data_start:end] if end > data_start else b""
+                        yield seg
                         continue
-                    # fastpcap.fast_segment, inlined on purpose: this loop exists for speed
-                    # and a call per packet costs ~15 % here (bench_etl.py).
-                    if lt == 1 and end - start >= 54:
-                        (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport,
-                         dport, seq, ack, off_res, tflags, win) = eth_unpack(body, start)
-                        if (etype == 0x0800 and vihl == 0x45 and proto == 6
-                                and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
-                            seg = new(Seg)
-                            seg.frame = frame
-                            seg.ts = tsf
-                            seg.ipv = 4
-                            seg.src = src
-                            seg.dst = dst
-                            seg.sport = sport
-                            seg.dport = dport
-                            seg.ttl = ttl
-                            seg.ip_id = ip_id
-                            seg.seq = seq
-                            seg.ack = ack
-                            seg.flags = tflags
-                            seg.reserved = off_res & 0x0F
-                            seg.window = win
-                            seg.fragmented = False
-                            seg.direction = direction
-                            doff = (off_res >> 4) << 2
-                            plen = totlen - 20 - doff
-                            seg.payload_len = plen if plen > 0 else 0
-                            data_start = start + 34 + doff
-                            ip_end = start + 14 + totlen
-                            if ip_end <= end:
-                                seg.truncated = False
-                                seg.payload = body[data_start:ip_end] if plen > 0 else b""
-                            else:
-                                seg.truncated = True
-                                seg.payload = body[data_start:end] if end > data_start \
-                                    else b""
-                            yield seg
-                            continue
-                    pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
-                    if pkt is not None:
-                        yield pkt
-                cap.records_read = frame
-                if p >= 0:
-                    # The C walk stopped at an event the general walk judges: as in
-                    # etl_fast._fused, it takes over there with the back-to-back state.
-                    key = None if last_group is None else (last_group << 16) | last_number
-                    state.last = (key, last_app, key is not None)
-                    state.pktmon_events += pm_events
-                    state.ndis_events += nd_events
-                    pm_events = nd_events = 0
-                    in_fast = False
-                    events = etl.resume_events(walk_buffer, state, index, body, p,
-                                               cap.note_offset)
-                    yield from fold_fast(cap, records, stats, events, [state], frame, live,
-                                         older, generation_start)
-                    break
+                pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
+                if pkt is not None:
+                    yield pkt
+            if i >= len(lst):
+                continue
+            # lst[i] is of walk_buffer's general form: fold_records judges it and what
+            # follows, and hands back (at cur: the list and index of the event it stopped
+            # before) once no packet waits. It may read to the end yielding nothing (a
+            # last drop): the count of the packets so far must already stand.
+            cap.records_read = frame
+            in_fast = False
+            back: list = []
+            cur = [lst, i]
+            folded = cap.fold_records(stats, (_general_from(cur, merged), states, frame, live,
+                                              older, generation_start), back)
+            yield from folded if records else decoded(folded)
+            if not back:
+                break                       # the fold read to the end
+            _ev, frame, live, older, generation_start = back[0]
+            lst, i = cur
+            in_fast = True
         cap.bytes_read = etl.file_size
     finally:
         if in_fast:
             cap.records_read = frame
-        state.pktmon_events += pm_events
-        state.ndis_events += nd_events
-        count_events(cap, [state])
+        count_events(cap, states)
         cap.finish_pass(stats)
