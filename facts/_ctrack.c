@@ -69,7 +69,9 @@ typedef struct {
 
 typedef struct {
     Seg seg, sender_last, other_last, trigger;
-    PyObject *payload;                 /* the RST's whole captured payload */
+    PyObject *payload;                 /* the RST's whole captured payload (decoded by Python) */
+    uint8_t *raw;                      /* or a copy of it (decoded inline, GIL released) */
+    Py_ssize_t rawlen;
     double idle_before, idle_trigger, idle_sender, egb, egt, data_after_s;
     int64_t packets_before, bytes_before[2], sender_nxt, other_nxt, other_last_ack,
         maxseg_before, first_rst_nxt;
@@ -211,8 +213,10 @@ static void t_free(T *t)
         PyMem_RawFree(c->half[0].other);
         PyMem_RawFree(c->half[1].other);
     }
-    for (int64_t i = 0; i < t->nrec; i++)
+    for (int64_t i = 0; i < t->nrec; i++) {
         Py_XDECREF(REC(t, i)->payload);
+        PyMem_RawFree(REC(t, i)->raw);
+    }
     for (int64_t i = 0; i < (t->nconn + BLOCK - 1) / BLOCK; i++)
         PyMem_RawFree(t->cb[i]);
     for (int64_t i = 0; i < (t->nrec + BLOCK - 1) / BLOCK; i++)
@@ -398,8 +402,12 @@ static int on_rst(T *t, int64_t ci, Conn *c, int d, const Seg *p, const uint8_t 
     if (plobj) {
         Py_INCREF(plobj);
         r->payload = plobj;
-    } else if (!(r->payload = PyBytes_FromStringAndSize((const char *)pl, pllen)))
-        return -1;
+    } else if (pllen) {
+        if (!(r->raw = PyMem_RawMalloc(pllen)))
+            return -1;
+        memcpy(r->raw, pl, pllen);
+        r->rawlen = pllen;
+    }
     r->seg = *p;
     r->conn = (int32_t)ci;
     r->side = (uint8_t)d;
@@ -1100,12 +1108,22 @@ static PyObject *conn_obj(B *b, T *t, int64_t i, PyObject **addrs)
 
 static PyObject *rec_obj(B *b, Rec *r, int64_t i, PyObject *conn)
 {
-    PyObject *o = newobj(&RECC);
-    if (!o)
+    PyObject *pl = r->payload;
+    if (pl)
+        Py_INCREF(pl);
+    else if (!(pl = PyBytes_FromStringAndSize((const char *)r->raw, r->rawlen)))
         return NULL;
+    PyObject *seg = seg_obj(b, &r->seg, pl);
+    Py_DECREF(pl);
+    if (!seg)
+        return NULL;
+    PyObject *o = newobj(&RECC);
+    if (!o) {
+        Py_DECREF(seg);
+        return NULL;
+    }
     Py_INCREF(conn);
-    if (put(&RECC, o, 0, ident('r', i + 1)) < 0
-        || put(&RECC, o, 1, seg_obj(b, &r->seg, r->payload)) < 0
+    if (put(&RECC, o, 0, ident('r', i + 1)) < 0 || put(&RECC, o, 1, seg) < 0
         || put(&RECC, o, 2, conn) < 0 || put(&RECC, o, 3, PyLong_FromLongLong(r->side)) < 0
         || put(&RECC, o, 4, PyLong_FromLongLong(r->index)) < 0
         || put(&RECC, o, 5, optf(r->has_idle_before, r->idle_before)) < 0
@@ -1279,19 +1297,16 @@ fail:
 }
 
 /* -- the pcap walk ------------------------------------------------------------------------- */
+/* read() until n bytes or the end of the file; -errno on failure. Runs without the GIL. */
 static Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n)
 {
     Py_ssize_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, buf + got, (size_t)(n - got));
         if (r < 0) {
-            if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0)
-                    return -1;
-                continue;
-            }
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            if (errno == EINTR)
+                continue;   /* signals are checked with the progress calls */
+            return -(Py_ssize_t)errno;
         }
         if (r == 0)
             break;
@@ -1387,17 +1402,16 @@ static int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, 
     return 1;
 }
 
-/* pcap.py's "buf = buf[pos:] + f.read(need)", same sizes, so the same warnings. */
+/* pcap.py's "buf = buf[pos:] + f.read(need)", same sizes, so the same warnings.
+ * 0, or -errno. Runs without the GIL. */
 static int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t *pos,
                   long long *base, long long *fpos, Py_ssize_t need)
 {
     Py_ssize_t tail = *blen - *pos;
     if (tail + need > *cap) {
         uint8_t *nb = PyMem_RawMalloc(tail + need);
-        if (!nb) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        if (!nb)
+            return -ENOMEM;
         memcpy(nb, *buf + *pos, tail);
         PyMem_RawFree(*buf);
         *buf = nb;
@@ -1406,7 +1420,7 @@ static int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_s
         memmove(*buf, *buf + *pos, tail);
     Py_ssize_t got = read_full(fd, *buf + tail, need);
     if (got < 0)
-        return -1;
+        return (int)got;
     *fpos += got;
     *base += *pos;
     *pos = 0;
@@ -1414,9 +1428,19 @@ static int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_s
     return 0;
 }
 
+static PyObject *progress_call(PyObject *progress, long long done, long long size)
+{
+    return PyObject_CallFunction(progress, "LL", done < size - 1 ? done : size - 1, size);
+}
+
+/* The GIL is released while frames decode inline and while the file is read; taken back for
+ * the Python decoder, progress calls and anything that makes Python objects. */
+#define GIL_OFF() do { if (!save) save = PyEval_SaveThread(); } while (0)
+#define GIL_ON() do { if (save) { PyEval_RestoreThread(save); save = NULL; } } while (0)
+
 static PyObject *track_pcap(PyObject *self, PyObject *args)
 {
-    int fd, lt, big;
+    int fd, lt, big, err = 0;
     double unit;
     unsigned long long limit;
     Py_ssize_t chunk;
@@ -1436,34 +1460,32 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
     if (chunk < 16)
         return PyErr_Format(PyExc_ValueError, "chunk too small");
     T t;
+    PyThreadState *save = NULL;
     uint8_t *buf = NULL;
-    Py_ssize_t cap = 0, blen = 0, pos = 0;
+    Py_ssize_t cap = chunk, blen = 0, pos = 0;
     long long base = 24, fpos = 24;
     int64_t frame = 0, npk = 0;
     PyObject *warn = NULL, *tracker = NULL, *lt_obj = PyLong_FromLong(lt);
     if (!lt_obj)
         return NULL;
-    if (t_init(&t) < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    if (t_init(&t) < 0 || !(buf = PyMem_RawMalloc(cap)))
+        goto done;   /* no memory */
+    GIL_OFF();
     if (lseek(fd, 24, SEEK_SET) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
+        err = errno;
         goto done;
     }
-    cap = chunk;
-    if (!(buf = PyMem_RawMalloc(cap))) {
-        PyErr_NoMemory();
+    if ((blen = read_full(fd, buf, chunk)) < 0) {
+        err = (int)-blen;
         goto done;
     }
-    if ((blen = read_full(fd, buf, chunk)) < 0)
-        goto done;
     fpos += blen;
     for (;;) {
         if (pos + 16 > blen) {
-            if (refill(fd, &buf, &cap, &blen, &pos, &base, &fpos, chunk) < 0)
+            if ((err = -refill(fd, &buf, &cap, &blen, &pos, &base, &fpos, chunk)))
                 goto done;
             if (blen < 16) {
+                GIL_ON();
                 if (blen)
                     warn = Py_BuildValue("(snnLO)", "cut", blen, (Py_ssize_t)16,
                                          (long long)frame, Py_True);
@@ -1476,6 +1498,7 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
         if (incl > limit) {
             struct stat st;
             long long rest = fstat(fd, &st) == 0 ? (long long)st.st_size - fpos : 0;
+            GIL_ON();
             warn = Py_BuildValue("(sLkLL)", "corrupt", base + pos, (unsigned long)incl,
                                  (long long)(blen - pos) + rest, (long long)frame);
             break;
@@ -1483,11 +1506,14 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
         Py_ssize_t p = pos + 16, end = p + incl;
         if (end > blen) {
             Py_ssize_t need = 16 + (Py_ssize_t)incl;
-            if (refill(fd, &buf, &cap, &blen, &pos, &base, &fpos, need > chunk ? need : chunk) < 0)
+            GIL_OFF();
+            if ((err = -refill(fd, &buf, &cap, &blen, &pos, &base, &fpos,
+                               need > chunk ? need : chunk)))
                 goto done;
             p = 16;
             end = need;
             if (end > blen) {
+                GIL_ON();
                 warn = Py_BuildValue("(snnLO)", "cut", blen, need, (long long)frame, Py_False);
                 break;
             }
@@ -1498,8 +1524,8 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
         Seg s;
         const uint8_t *pl;
         Py_ssize_t pllen;
-        int ok = 0;
         if (inline_decode(buf + p, incl, lt, l3, et, &s, &pl, &pllen)) {
+            GIL_OFF();
             s.frame = frame;
             s.ts = ts;
             if (!t.has_ts) {
@@ -1507,41 +1533,39 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
                 t.has_ts = 1;
             }
             t.last_ts = ts;
-            ok = feed_seg(&t, &s, pl, pllen, NULL) < 0 ? -1 : 1;
+            if (feed_seg(&t, &s, pl, pllen, NULL) < 0)
+                goto done;   /* no memory */
         } else {
+            GIL_ON();
             PyObject *data = PyBytes_FromStringAndSize((const char *)buf + p, incl);
             PyObject *o = data ? PyObject_CallFunction(decode, "OOLdk", lt_obj, data,
                                                        (long long)frame, ts,
                                                        (unsigned long)orig) : NULL;
             Py_XDECREF(data);
-            if (!o)
-                ok = -1;
-            else if (o != Py_None)
-                ok = feed_obj(&t, o) < 0 ? -1 : 1;
+            int r = !o ? -1 : o == Py_None ? 0 : feed_obj(&t, o) < 0 ? -1 : 1;
             Py_XDECREF(o);
+            if (r < 0)
+                goto done;
+            if (r == 0)
+                continue;
         }
-        if (ok < 0)
-            goto done;
-        if (ok && ++npk % PROGRESS_EVERY == 0) {
+        if (++npk % PROGRESS_EVERY == 0) {
+            GIL_ON();
             if (PyErr_CheckSignals() < 0)
                 goto done;
             if (progress != Py_None) {
-                PyObject *r = PyObject_CallFunction(progress, "LL", fpos < size - 1 ? fpos : size - 1,
-                                                    size);
+                PyObject *r = progress_call(progress, fpos, size);
                 if (!r)
                     goto done;
                 Py_DECREF(r);
             }
         }
     }
+    GIL_ON();
     if (!warn && PyErr_Occurred())
         goto done;
     if (progress != Py_None) {
-        PyObject *r = NULL;
-        if (npk % PROGRESS_EVERY)
-            r = PyObject_CallFunction(progress, "LL", fpos < size - 1 ? fpos : size - 1, size);
-        else
-            r = none();
+        PyObject *r = npk % PROGRESS_EVERY ? progress_call(progress, fpos, size) : none();
         if (!r)
             goto done;
         Py_DECREF(r);
@@ -1562,6 +1586,12 @@ static PyObject *track_pcap(PyObject *self, PyObject *args)
     Py_DECREF(lt_obj);
     return res;
 done:
+    GIL_ON();
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else if (!PyErr_Occurred())
+        PyErr_NoMemory();
     PyMem_RawFree(buf);
     t_free(&t);
     Py_XDECREF(warn);

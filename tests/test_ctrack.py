@@ -418,3 +418,38 @@ def test_no_cext_uses_python(monkeypatch, tmp_path, records):
     monkeypatch.setenv("RSTSLEUTH_NO_CEXT", "1")
     assert not ctrack.available()
     assert not ctrack.usable(open_capture(write_pcap(tmp_path / "n.pcap", records)))
+
+
+@needs_c
+def test_walk_releases_the_gil(tmp_path):
+    """Another thread runs while the file is read and decoded inline (a TUI stays live)."""
+    import sys
+    import threading
+    import time
+    path = tmp_path / "gil.pcap"
+    _make_capture().generate(100_000, path, connections=500, seed=7)
+    ticks = [0]
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.0002)
+
+    old = sys.getswitchinterval()
+    # A long switch interval: the ticker only runs when the main thread releases the GIL
+    # itself, never because the interpreter forced a switch.
+    sys.setswitchinterval(30)
+    worker = threading.Thread(target=tick)
+    try:
+        worker.start()
+        time.sleep(0.01)
+        cap = open_capture(path)
+        before = ticks[0]
+        ctrack.track_pcap(cap)
+        during = ticks[0] - before
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        worker.join()
+    assert during > 0
