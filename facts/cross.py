@@ -31,11 +31,8 @@ def idle_matches(idle_s: Optional[float], timeouts: Iterable[tuple[str, float]],
     device that resets on the next packet after expiry can only make the idle longer)."""
     if idle_s is None or idle_s <= 0:
         return []
-    out = []
-    for name, seconds in timeouts:
-        if seconds and abs(idle_s - seconds) <= max(abs_s, rel * seconds):
-            out.append(name)
-    return out
+    return [name for name, seconds in timeouts
+            if seconds and abs(idle_s - seconds) <= max(abs_s, rel * seconds)]
 
 
 def measured_idle(rst: RstEvent) -> Optional[float]:
@@ -91,14 +88,14 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
             for r in members:
                 cycle_of[r.connection_id] = period
 
-    # Bursts: distinct connections reset within one second of each other.
-    times = sorted((r.time, r.connection_id) for r in first_rst.values())
-    stamps = [t for t, _ in times]
+    # Bursts: distinct connections reset within one second of each other (one stamp per
+    # connection: its first reset).
+    stamps = sorted(r.time for r in first_rst.values())
 
     def burst(t: float) -> int:
         lo = bisect.bisect_left(stamps, t - BURST_WINDOW_S / 2)
         hi = bisect.bisect_right(stamps, t + BURST_WINDOW_S / 2)
-        return len({cid for _, cid in times[lo:hi]})
+        return hi - lo
 
     # SYN rejection per server port, and whether it only happens above a rate.
     per_port: dict[tuple, list[Connection]] = defaultdict(list)
@@ -138,22 +135,32 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
                  if len(ports) >= EPHEMERAL_PORTS * 0.85 or reuse_by_client[ip] >= 10}
 
     out: dict[str, CrossEvidence] = {}
+    shifted: dict[str, bool] = {}
+    bursts: dict[str, int] = {}
     for r in rsts:
         c = conns.get(r.connection_id, r.connection)
         rej, acc, above = port_stats.get((c.server.ip, c.server.port), (0, 0, None))
-        matched = idle_matches(measured_idle(r), idle_defaults)
+        idle = measured_idle(r)
+        matched = idle_matches(idle, idle_defaults)
+        # per connection, not per reset: a RST storm in one connection stays linear
+        shift = shifted.get(c.id)
+        if shift is None:
+            shift = shifted[c.id] = _ttl_shift(c)
+        in_burst = bursts.get(r.connection_id)
+        if in_burst is None:
+            in_burst = bursts[r.connection_id] = burst(first_rst[r.connection_id].time)
         out[r.id] = construct(
             CrossEvidence,
             cross_reconnect_cycle=r.connection_id in cycle_of,
             cross_cycle_period_s=cycle_of.get(r.connection_id),
-            cross_resets_same_second=burst(first_rst[r.connection_id].time),
+            cross_resets_same_second=in_burst,
             cross_port_syn_rejects=rej,
             cross_port_syn_accepts=acc,
             cross_rejects_above_rate=above,
             cross_source_port_exhaustion=c.client.ip in exhausted,
-            cross_ttl_shift=_ttl_shift(c),
+            cross_ttl_shift=shift,
             cross_one_sided_flow=(c.packets_c2s == 0) != (c.packets_s2c == 0),
-            cross_idle_matches_default=bool(matched) if measured_idle(r) else None,
+            cross_idle_matches_default=bool(matched) if idle else None,
             cross_matched_devices=matched,
         )
     return out

@@ -22,11 +22,12 @@ _set = object.__setattr__
 
 
 class _Spec:
-    __slots__ = ("names", "count", "defaults", "factories", "plain")
+    __slots__ = ("names", "name_set", "count", "defaults", "factories", "plain")
 
     def __init__(self, cls: type[BaseModel]):
         fields = cls.model_fields
         self.names = tuple(fields)
+        self.name_set = frozenset(self.names)
         self.count = len(self.names)
         self.defaults: dict[str, Any] = {}
         self.factories: dict[str, Any] = {}
@@ -60,6 +61,9 @@ def construct(cls: type[M], **values: Any) -> M:
         return cls.model_construct(**values)
     if len(values) == spec.count and tuple(values) == spec.names:
         data, given = values, set(values)
+    elif len(values) == spec.count and spec.name_set.issuperset(values):
+        # every field, in another order: declaration order is the JSON key order
+        data, given = {name: values[name] for name in spec.names}, set(values)
     else:
         given = set(values)
         unknown = given.difference(spec.names)

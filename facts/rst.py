@@ -72,7 +72,7 @@ def connection_model(c: Conn, capture: str, names: Optional[dict[bytes, str]] = 
     # construct, not validation: every value here is already typed (tests validate the built
     # facts); validating 20 000 connections and their RSTs took a fifth of a second
     return construct(
-        Connection, id=c.id, capture=capture, ip_version=c.ipv,
+        Connection, kind="connection", id=c.id, capture=capture, ip_version=c.ipv,
         client=construct(Endpoint, ip=cname, port=c.port[0]),
         server=construct(Endpoint, ip=sname, port=c.port[1]),
         roles_inferred=c.inferred, start=c.start, end=c.last_ts,
@@ -201,7 +201,7 @@ def rst_event(rec: RstRecord, conn: Connection, capture: str, host_ttl: dict[byt
     before_c2s, before_s2c = rec.bytes_before
     silence, earlier_gap, silence_ratio = _silence(rec)
     return construct(
-        RstEvent, id=rec.id, capture=capture, frame=seg.frame, connection_id=c.id, connection=conn,
+        RstEvent, kind="rst", id=rec.id, capture=capture, frame=seg.frame, connection_id=c.id, connection=conn,
         claimed_sender=sender_name, time=seg.ts,
         flags="RST+ACK" if seg.flags & ACK else "RST", seq=seg.seq, ack=seg.ack,
         ip_version=seg.ipv, reserved_bits_set=bool(seg.reserved),
