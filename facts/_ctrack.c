@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 
 #define KEEP 64
 #define M32 0xFFFFFFFFLL
@@ -184,9 +185,9 @@ static inline void frag_key(Key *k, int alen, const uint8_t *a, const uint8_t *b
 
 /* -- tracker state ------------------------------------------------------------------------ */
 typedef struct {
-    Conn **cb;
-    Rec **rb;
-    int64_t nconn, nrec, tcp, rst;
+    Conn **cb;                         /* blocks of BLOCK, mapped apart so that freeing them */
+    Rec **rb;                          /* while the Python objects are built lowers the peak */
+    int64_t nconn, nrec, ncb, nrb, tcp, rst;
     Map table, frags;
     Key *flog;                         /* fragment keys in first-insertion order */
     double first_ts, last_ts;
@@ -205,22 +206,41 @@ static int t_init(T *t)
     return 0;
 }
 
+static void free_conn_block(T *t, int64_t k)
+{
+    Conn *blk = t->cb[k];
+    if (!blk)
+        return;
+    int64_t n = t->nconn - k * BLOCK < BLOCK ? t->nconn - k * BLOCK : BLOCK;
+    for (int64_t i = 0; i < n; i++) {
+        PyMem_RawFree(blk[i].watch);
+        PyMem_RawFree(blk[i].half[0].other);
+        PyMem_RawFree(blk[i].half[1].other);
+    }
+    munmap(blk, BLOCK * sizeof(Conn));
+    t->cb[k] = NULL;
+}
+
+static void free_rec_block(T *t, int64_t k)
+{
+    Rec *blk = t->rb[k];
+    if (!blk)
+        return;
+    int64_t n = t->nrec - k * BLOCK < BLOCK ? t->nrec - k * BLOCK : BLOCK;
+    for (int64_t i = 0; i < n; i++) {
+        Py_XDECREF(blk[i].payload);
+        PyMem_RawFree(blk[i].raw);
+    }
+    munmap(blk, BLOCK * sizeof(Rec));
+    t->rb[k] = NULL;
+}
+
 static void t_free(T *t)
 {
-    for (int64_t i = 0; i < t->nconn; i++) {
-        Conn *c = CONN(t, i);
-        PyMem_RawFree(c->watch);
-        PyMem_RawFree(c->half[0].other);
-        PyMem_RawFree(c->half[1].other);
-    }
-    for (int64_t i = 0; i < t->nrec; i++) {
-        Py_XDECREF(REC(t, i)->payload);
-        PyMem_RawFree(REC(t, i)->raw);
-    }
-    for (int64_t i = 0; i < (t->nconn + BLOCK - 1) / BLOCK; i++)
-        PyMem_RawFree(t->cb[i]);
-    for (int64_t i = 0; i < (t->nrec + BLOCK - 1) / BLOCK; i++)
-        PyMem_RawFree(t->rb[i]);
+    for (int64_t k = 0; k < t->ncb; k++)
+        free_conn_block(t, k);
+    for (int64_t k = 0; k < t->nrb; k++)
+        free_rec_block(t, k);
     PyMem_RawFree(t->cb);
     PyMem_RawFree(t->rb);
     PyMem_RawFree(t->flog);
@@ -229,18 +249,20 @@ static void t_free(T *t)
     memset(t, 0, sizeof(T));
 }
 
-/* Room for one more element in a blocked array of n elements; NULL when out of memory. */
-static void *grow_blocks(void ***blocks, int64_t n, size_t size)
+/* Room for one more element in a blocked array of n elements (nb blocks so far; zeroed);
+ * NULL when out of memory. */
+static void *grow_blocks(void ***blocks, int64_t *nb, int64_t n, size_t size)
 {
-    if (n % BLOCK == 0) {
-        int64_t nb = n / BLOCK;
-        void **b = PyMem_RawRealloc(*blocks, (size_t)(nb + 1) * sizeof(void *));
+    if (n / BLOCK == *nb) {
+        void **b = PyMem_RawRealloc(*blocks, (size_t)(*nb + 1) * sizeof(void *));
         if (!b)
             return NULL;
         *blocks = b;
-        b[nb] = PyMem_RawCalloc(BLOCK, size);
-        if (!b[nb])
+        void *m = mmap(NULL, BLOCK * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (m == MAP_FAILED)
             return NULL;
+        b[(*nb)++] = m;
     }
     return (char *)(*blocks)[n / BLOCK] + (size_t)(n % BLOCK) * size;
 }
@@ -317,7 +339,7 @@ static int64_t new_conn(T *t, const Seg *p, int flags)
         inferred = 1;
     }
     int64_t ci = t->nconn;
-    Conn *c = grow_blocks((void ***)&t->cb, ci, sizeof(Conn));
+    Conn *c = grow_blocks((void ***)&t->cb, &t->ncb, ci, sizeof(Conn));
     if (!c)
         return -1;
     t->nconn++;
@@ -395,7 +417,7 @@ static int on_rst(T *t, int64_t ci, Conn *c, int d, const Seg *p, const uint8_t 
         me->first_rst_nxt = me->has_nxt ? (me->nxt & M32) : (int64_t)p->seq;
         me->has_first_rst_nxt = 1;
     }
-    Rec *r = grow_blocks((void ***)&t->rb, t->nrec, sizeof(Rec));
+    Rec *r = grow_blocks((void ***)&t->rb, &t->nrb, t->nrec, sizeof(Rec));
     if (!r)
         return -1;
     t->nrec++;
@@ -1186,7 +1208,9 @@ static PyObject *build(T *t)
 {
     PyObject *tracker = NULL, *conns = NULL, *rsts = NULL, *table = NULL, *frags = NULL;
     PyObject **cobj = NULL;
+    int32_t **wl = NULL, *wn = NULL;   /* each connection's watch list (-1: no RST) */
     B bb, *b = &bb;
+    map_free(&t->table);   /* lookups are over */
     if (b_init(b) < 0) {
         b_free(b);
         return NULL;
@@ -1197,7 +1221,9 @@ static PyObject *build(T *t)
     table = PyDict_New();
     frags = PyDict_New();
     cobj = PyMem_RawCalloc((size_t)t->nconn + 1, sizeof(PyObject *));
-    if (!tracker || !conns || !rsts || !table || !frags || !cobj)
+    wl = PyMem_RawCalloc((size_t)t->nconn + 1, sizeof(int32_t *));
+    wn = PyMem_RawCalloc((size_t)t->nconn + 1, sizeof(int32_t));
+    if (!tracker || !conns || !rsts || !table || !frags || !cobj || !wl || !wn)
         goto fail;
     for (int64_t i = 0; i < t->nconn; i++) {
         PyObject *addrs[2] = {NULL, NULL};
@@ -1224,6 +1250,11 @@ static PyObject *build(T *t)
         Py_XDECREF(addrs[1]);
         if (r < 0)
             goto fail;
+        wn[i] = cc->nrsts ? cc->nwatch : -1;
+        wl[i] = cc->watch;
+        cc->watch = NULL;
+        if (i % BLOCK == BLOCK - 1)
+            free_conn_block(t, i / BLOCK);
     }
     for (int64_t i = 0; i < t->nrec; i++) {
         Rec *r = REC(t, i);
@@ -1244,14 +1275,15 @@ static PyObject *build(T *t)
         Py_DECREF(lst);
         if (e < 0)
             goto fail;
+        if (i % BLOCK == BLOCK - 1)
+            free_rec_block(t, i / BLOCK);
     }
     for (int64_t i = 0; i < t->nconn; i++) {
-        Conn *c = CONN(t, i);
-        if (!c->nrsts)
+        if (wn[i] < 0)
             continue;
-        PyObject *w = PyList_New(c->nwatch);
-        for (int32_t j = 0; w && j < c->nwatch; j++) {
-            PyObject *o = PyList_GET_ITEM(rsts, c->watch[j]);
+        PyObject *w = PyList_New(wn[i]);
+        for (int32_t j = 0; w && j < wn[i]; j++) {
+            PyObject *o = PyList_GET_ITEM(rsts, wl[i][j]);
             Py_INCREF(o);
             PyList_SET_ITEM(w, j, o);
         }
@@ -1282,10 +1314,19 @@ static PyObject *build(T *t)
         conns = rsts = table = frags = NULL;   /* set_attr took them */
         goto fail;
     }
+    for (int64_t i = 0; i < t->nconn; i++)
+        PyMem_RawFree(wl[i]);
+    PyMem_RawFree(wl);
+    PyMem_RawFree(wn);
     PyMem_RawFree(cobj);
     b_free(b);
     return tracker;
 fail:
+    if (wl)
+        for (int64_t i = 0; i < t->nconn; i++)
+            PyMem_RawFree(wl[i]);
+    PyMem_RawFree(wl);
+    PyMem_RawFree(wn);
     PyMem_RawFree(cobj);
     b_free(b);
     Py_XDECREF(tracker);
