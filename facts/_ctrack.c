@@ -24,6 +24,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
+#ifndef Py_T_OBJECT_EX          /* Python 3.11: the names come from structmember.h */
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_READONLY READONLY
+#endif
 
 #define KEEP 64
 #define M32 0xFFFFFFFFLL
@@ -566,7 +571,9 @@ static int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject 
 }
 
 /* -- Python classes and their slot descriptors --------------------------------------------- */
-typedef struct { PyObject *cls; PyObject *d[32]; int n; } Cls;
+/* A class with __slots__: its member descriptors (for reading packets Python decoded) and
+ * their offsets (for filling the objects built here without a call per slot). */
+typedef struct { PyObject *cls; PyObject *d[32]; Py_ssize_t off[32]; int n; } Cls;
 
 static const char *SEG_SLOTS[] = {"frame", "ts", "ipv", "src", "dst", "sport", "dport", "ttl",
     "ip_id", "seq", "ack", "flags", "reserved", "window", "payload_len", "payload",
@@ -607,11 +614,14 @@ static int load_cls(PyObject *classes, const char *name, const char **slots, Cls
         PyObject *d = PyObject_GetAttrString(cls, slots[c->n]);
         if (!d)
             return -1;
-        if (!Py_TYPE(d)->tp_descr_set || !Py_TYPE(d)->tp_descr_get) {
+        PyMemberDef *m = Py_IS_TYPE(d, &PyMemberDescr_Type)
+            ? ((PyMemberDescrObject *)d)->d_member : NULL;
+        if (!m || m->type != Py_T_OBJECT_EX || (m->flags & Py_READONLY)) {
             Py_DECREF(d);
             PyErr_Format(PyExc_TypeError, "setup: %s.%s is not a slot", name, slots[c->n]);
             return -1;
         }
+        c->off[c->n] = m->offset;
         Py_XSETREF(c->d[c->n], d);
     }
     return 0;
@@ -649,9 +659,12 @@ static inline int put(Cls *c, PyObject *o, int i, PyObject *v)
 {
     if (!v)
         return -1;
-    int r = Py_TYPE(c->d[i])->tp_descr_set(c->d[i], o, v);
-    Py_DECREF(v);
-    return r;
+    /* what member_set does for a T_OBJECT_EX slot of an instance of c->cls */
+    PyObject **slot = (PyObject **)((char *)o + c->off[i]);
+    PyObject *old = *slot;
+    *slot = v;
+    Py_XDECREF(old);
+    return 0;
 }
 
 static inline PyObject *none(void) { Py_INCREF(Py_None); return Py_None; }
