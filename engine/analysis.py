@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from facts import cross as cross_mod
 from facts import dual as dual_mod
@@ -104,15 +104,20 @@ class Gathered:
     jobs: list[tuple[Side, RstEvent, dict[str, Any], DualEvidence]]
 
 
-def gather(capture: str, peer: Optional[str], kb: KnowledgeBase,
+def _extracted(capture: Union[str, Extraction], progress) -> Extraction:
+    return capture if isinstance(capture, Extraction) else extract(capture, progress=progress)
+
+
+def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], kb: KnowledgeBase,
            progress: Optional[Callable[[int, int], None]] = None) -> Gathered:
-    """Read one or two captures and build each reset's evidence (dual and cross included);
-    shared by ``analyze`` and ``ask --capture``."""
-    local = extract(capture, progress=progress)
+    """Read one or two captures (or take them already read, e.g. by ``facts.prefetch``) and
+    build each reset's evidence (dual and cross included); shared by ``analyze`` and
+    ``ask --capture``."""
+    local = _extracted(capture, progress)
     sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]
     dual_summary = None
     if peer:
-        other = extract(peer, progress=progress)
+        other = _extracted(peer, progress)
         result = dual_mod.analyse(local.connections, local.rsts, other.connections, other.rsts)
         sides[0].role, sides[0].dual = result.local_role, result.evidence
         sides.append(Side(2, other, result.peer_role, result.peer_evidence))
@@ -159,7 +164,7 @@ def gather(capture: str, peer: Optional[str], kb: KnowledgeBase,
     return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
 
 
-def analyze(capture: str, peer: Optional[str] = None, *, tracert: Optional[str] = None,
+def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] = None, *, tracert: Optional[str] = None,
             kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
             progress: Optional[Callable[[int, int], None]] = None,
             evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:

@@ -29,17 +29,25 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine import load_kb
-    from engine.analysis import analyze
-    from tui.output import write_output
+    from facts.prefetch import Prefetch
     from tui.progress import ProgressBar
-    from tui.render import render
 
-    kb = load_kb(args.kb)
     bar = ProgressBar("reading")
     try:
-        report = analyze(args.capture, args.peer, tracert=args.tracert, kb=kb, lang=args.lang,
-                         progress=bar)
+        # The captures are read while the engine loads (the compiled reader runs without
+        # the GIL); a broken KB still fails first, without waiting for the read.
+        reading = Prefetch([args.capture] + ([args.peer] if args.peer else []), progress=bar)
+        from engine import Reasoner, load_kb
+        from engine.analysis import analyze
+        from tui.output import write_output
+        from tui.render import render
+
+        kb = load_kb(args.kb)
+        with Reasoner(kb) as reasoner:
+            captures = reading.result()
+            report = analyze(captures[0], captures[1] if args.peer else None,
+                             tracert=args.tracert, kb=kb, reasoner=reasoner, lang=args.lang,
+                             progress=bar)
     finally:
         bar.close()
     to_tty = args.output is None and sys.stdout.isatty()

@@ -1,0 +1,41 @@
+"""Read captures on a background thread while the caller does something else.
+
+``rstsleuth analyze`` must load and compile the knowledge base (imports, YAML, the durable
+ruleset: about half a second) before it can reason; the compiled pcap reader releases the GIL
+while it walks the file, so on a machine with two CPUs the two overlap instead of adding up.
+Errors (a CaptureError for an unreadable file) are raised by :meth:`Prefetch.result`, in the
+caller's thread, exactly as ``extract`` would have raised them.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from .extract import Extraction, Progress, extract
+
+
+class Prefetch:
+    """``extract`` of each path, in order, on one daemon thread (a daemon, so a caller that
+    fails first, e.g. on a broken knowledge base, exits without waiting for the read)."""
+
+    def __init__(self, paths: list[str], progress: Optional[Progress] = None):
+        self._paths = list(paths)
+        self._progress = progress
+        self._done: list[Extraction] = []
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="rstsleuth-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for path in self._paths:
+                self._done.append(extract(path, progress=self._progress))
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> list[Extraction]:
+        """The extractions, one per path; re-raises the reader's error."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._done
