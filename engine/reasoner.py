@@ -16,6 +16,8 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
 
+from facts.fields import FIELDS
+
 from . import certainty
 from .compile import CompiledKB, compile_kb
 from .conditions import normalize_evidence, render_value, support
@@ -167,6 +169,7 @@ def _thresholds(compiled: CompiledKB) -> dict[str, Optional[list[float]]]:
 
 
 _SCALARS = (str, int, float, bool)
+_LIST_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.kind == "list")
 
 
 def _identity(normalized: dict[str, Any]) -> Any:
@@ -177,11 +180,21 @@ def _identity(normalized: dict[str, Any]) -> Any:
     try:
         hash(values)
     except TypeError:  # lists (e.g. matched devices) count by their items
-        values = tuple(tuple(v) if type(v) is list else v for v in values)
+        fixed = list(values)
+        # the fields declared as lists first: no scan over every value
+        for name in _LIST_FIELDS:
+            if type(normalized.get(name)) is list:
+                i = names.index(name)
+                fixed[i] = tuple(fixed[i])
+        values = tuple(fixed)
         try:
             hash(values)
         except TypeError:
-            return repr(normalized)
+            values = tuple(tuple(v) if type(v) is list else v for v in values)
+            try:
+                hash(values)
+            except TypeError:
+                return repr(normalized)
     return names, values, tuple(map(type, values))
 
 

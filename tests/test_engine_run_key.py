@@ -64,3 +64,24 @@ def test_infer_many_shares_runs_but_keeps_each_evidence(reasoner):
     assert len({i.run_key for i in infs}) == 1
     assert [i.evidence["idle_before_s"] for i in infs] == [e["idle_before_s"] for e in evs]
     assert all(i.cfs == infs[0].cfs for i in infs)
+
+
+def test_infer_many_shares_only_identical_evidence(reasoner):
+    base = {"ttl": 253, "baseline_ttl_conn": 64, "idle_before_s": 3600.4, "syn_seen": True,
+            "cross_matched_devices": ["Cisco ASA"], "server_ip": "192.0.2.1"}
+    same = dict(base, cross_matched_devices=["Cisco ASA"])
+    other_list = dict(base, cross_matched_devices=["Palo Alto"])
+    int_not_bool = dict(base, syn_seen=1)
+    other_ip = dict(base, server_ip="192.0.2.2")
+    nested = dict(base, extra=[["a"], {"b": 1}])  # unhashable even as tuples: repr stands in
+    results = reasoner.infer_many([base, same, other_list, int_not_bool, other_ip, nested,
+                                   dict(nested)])
+    assert results[0] is results[1]
+    assert results[5] is results[6]
+    distinct = {id(r) for r in results}
+    assert len(distinct) == 5
+    assert results[2].evidence["cross_matched_devices"] == ["Palo Alto"]
+    assert results[3].evidence["syn_seen"] == 1 and results[3].evidence["syn_seen"] is not True
+    # all of them one run class but the bool/int one: fields no rule reads do not split it
+    assert results[0].run_key == results[2].run_key == results[4].run_key
+    assert results[0].run_key != results[3].run_key
