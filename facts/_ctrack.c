@@ -573,7 +573,7 @@ static int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject 
 /* -- Python classes and their slot descriptors --------------------------------------------- */
 /* A class with __slots__: its member descriptors (for reading packets Python decoded) and
  * their offsets (for filling the objects built here without a call per slot). */
-typedef struct { PyObject *cls; PyObject *d[32]; Py_ssize_t off[32]; int n; } Cls;
+typedef struct { PyObject *cls; PyObject *d[32]; Py_ssize_t off[32]; const char **names; int n; } Cls;
 
 static const char *SEG_SLOTS[] = {"frame", "ts", "ipv", "src", "dst", "sport", "dport", "ttl",
     "ip_id", "seq", "ack", "flags", "reserved", "window", "payload_len", "payload",
@@ -610,6 +610,7 @@ static int load_cls(PyObject *classes, const char *name, const char **slots, Cls
     }
     Py_INCREF(cls);
     Py_XSETREF(c->cls, cls);
+    c->names = slots;
     for (c->n = 0; slots[c->n]; c->n++) {
         PyObject *d = PyObject_GetAttrString(cls, slots[c->n]);
         if (!d)
@@ -721,33 +722,53 @@ static int get_ts(Cls *c, PyObject *o, double *ts)
     return (*ts == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* Slot i of o, an instance of exactly c->cls (borrowed; NULL and AttributeError if unset). */
+static inline PyObject *slot(const Cls *c, int i, PyObject *o)
+{
+    PyObject *v = *(PyObject **)((char *)o + c->off[i]);
+    if (!v)
+        PyErr_SetString(PyExc_AttributeError, c->names[i]);
+    return v;
+}
+
 static int feed_segment_obj(T *t, PyObject *o)
 {
     Seg s;
     int64_t v[19];
-    int alen2;
     static const int ints[] = {S_FRAME, S_IPV, S_SPORT, S_DPORT, S_TTL, S_IPID, S_SEQ, S_ACK,
                                S_FLAGS, S_RES, S_WIN, S_PLEN, -1};
     memset(&s, 0, sizeof(s));
-    for (int j = 0; ints[j] >= 0; j++)
-        if (get_i64(&SEGC, ints[j], o, &v[ints[j]], ints[j] == S_IPID) < 0)
+    for (int j = 0; ints[j] >= 0; j++) {
+        PyObject *x = slot(&SEGC, ints[j], o);
+        if (!x)
             return -1;
-    PyObject *ts = get(&SEGC, S_TS, o);
-    if (!ts)
+        if (x == Py_None && ints[j] == S_IPID)
+            v[S_IPID] = -1;
+        else if ((v[ints[j]] = PyLong_AsLongLong(x)) == -1 && PyErr_Occurred())
+            return -1;
+    }
+    PyObject *x = slot(&SEGC, S_TS, o);
+    if (!x || ((s.ts = PyFloat_AsDouble(x)) == -1.0 && PyErr_Occurred()))
         return -1;
-    s.ts = PyFloat_AsDouble(ts);
-    Py_DECREF(ts);
-    if (s.ts == -1.0 && PyErr_Occurred())
+    PyObject *src = slot(&SEGC, S_SRC, o), *dst = src ? slot(&SEGC, S_DST, o) : NULL;
+    if (!dst)
         return -1;
-    int alen;
-    if (get_addr(&SEGC, S_SRC, o, s.src, &alen) < 0 || get_addr(&SEGC, S_DST, o, s.dst, &alen2) < 0)
+    Py_ssize_t alen = PyBytes_Check(src) ? PyBytes_GET_SIZE(src) : -1;
+    if (alen != 4 && alen != 16) {
+        PyErr_SetString(PyExc_ValueError, "address is not 4 or 16 bytes");
         return -1;
-    if (alen != alen2 || v[S_TTL] < 0 || v[S_TTL] > 255 || v[S_FLAGS] < 0 || v[S_FLAGS] > 255
-        || v[S_SEQ] < 0 || v[S_SEQ] > M32 || v[S_ACK] < 0 || v[S_ACK] > M32 || v[S_PLEN] < 0
-        || v[S_IPID] > 0x7FFFFFFF) {
+    }
+    if (!PyBytes_Check(dst) || PyBytes_GET_SIZE(dst) != alen || v[S_TTL] < 0 || v[S_TTL] > 255
+        || v[S_FLAGS] < 0 || v[S_FLAGS] > 255 || v[S_SEQ] < 0 || v[S_SEQ] > M32 || v[S_ACK] < 0
+        || v[S_ACK] > M32 || v[S_PLEN] < 0 || v[S_IPID] > 0x7FFFFFFF || v[S_IPID] < -1
+        || v[S_SPORT] < 0 || v[S_SPORT] > 0xFFFF || v[S_DPORT] < 0 || v[S_DPORT] > 0xFFFF
+        || v[S_WIN] < 0 || v[S_WIN] > 0xFFFF || v[S_RES] < 0 || v[S_RES] > 255
+        || v[S_IPV] < 0 || v[S_IPV] > 255) {
         PyErr_SetString(PyExc_ValueError, "segment field out of range");
         return -1;
     }
+    memcpy(s.src, PyBytes_AS_STRING(src), alen);
+    memcpy(s.dst, PyBytes_AS_STRING(dst), alen);
     s.frame = v[S_FRAME];
     s.ipv = (uint8_t)v[S_IPV];
     s.alen = (uint8_t)alen;
@@ -761,12 +782,9 @@ static int feed_segment_obj(T *t, PyObject *o)
     s.reserved = (uint8_t)v[S_RES];
     s.window = (uint16_t)v[S_WIN];
     s.payload_len = v[S_PLEN];
-    PyObject *b;
     for (int j = S_FRAG; j <= S_TRUNC; j++) {
-        if (!(b = get(&SEGC, j, o)))
-            return -1;
-        int tv = PyObject_IsTrue(b);
-        Py_DECREF(b);
+        PyObject *b = slot(&SEGC, j, o);
+        int tv = b ? PyObject_IsTrue(b) : -1;
         if (tv < 0)
             return -1;
         if (j == S_FRAG)
@@ -774,7 +792,8 @@ static int feed_segment_obj(T *t, PyObject *o)
         else
             s.truncated = (uint8_t)tv;
     }
-    if (!(b = get(&SEGC, S_DIR, o)))
+    PyObject *b = slot(&SEGC, S_DIR, o);
+    if (!b)
         return -1;
     if (b == Py_None)
         s.direction = 0;
@@ -783,19 +802,17 @@ static int feed_segment_obj(T *t, PyObject *o)
     else if (PyUnicode_Check(b) && PyUnicode_Compare(b, S_OUT) == 0)
         s.direction = 2;
     else {
-        Py_DECREF(b);
         PyErr_SetString(PyExc_ValueError, "unsupported segment direction");
         return -1;
     }
-    Py_DECREF(b);
-    PyObject *pl = get(&SEGC, S_PAYLOAD, o);
+    PyObject *pl = slot(&SEGC, S_PAYLOAD, o);
     if (!pl)
         return -1;
     if (!PyBytes_Check(pl)) {
-        Py_DECREF(pl);
         PyErr_SetString(PyExc_ValueError, "payload is not bytes");
         return -1;
     }
+    Py_INCREF(pl);
     int r = feed_seg(t, &s, (const uint8_t *)PyBytes_AS_STRING(pl), PyBytes_GET_SIZE(pl), pl);
     Py_DECREF(pl);
     return r;
@@ -806,12 +823,8 @@ static int feed_obj(T *t, PyObject *o)
 {
     double ts;
     if (Py_TYPE(o) == (PyTypeObject *)SEGC.cls) {
-        PyObject *v = get(&SEGC, S_TS, o);
-        if (!v)
-            return -1;
-        ts = PyFloat_AsDouble(v);
-        Py_DECREF(v);
-        if (ts == -1.0 && PyErr_Occurred())
+        PyObject *v = slot(&SEGC, S_TS, o);
+        if (!v || ((ts = PyFloat_AsDouble(v)) == -1.0 && PyErr_Occurred()))
             return -1;
     } else if (PyObject_TypeCheck(o, (PyTypeObject *)FRAGC.cls)) {
         if (get_ts(&FRAGC, o, &ts) < 0)
@@ -1654,26 +1667,46 @@ done:
     return NULL;
 }
 
-static PyObject *track_objects(PyObject *self, PyObject *iterable)
+static PyObject *track_objects(PyObject *self, PyObject *args)
 {
+    PyObject *iterable, *tick = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &iterable, &tick))
+        return NULL;
     if (!SEGC.cls)
         return PyErr_Format(PyExc_RuntimeError, "_ctrack.setup() was not called");
     PyObject *it = PyObject_GetIter(iterable), *o;
     if (!it)
         return NULL;
     T t;
+    int64_t n = 0;
+    int r = 0;
     if (t_init(&t) < 0) {
         Py_DECREF(it);
         t_free(&t);
         return PyErr_NoMemory();
     }
     while ((o = PyIter_Next(it))) {
-        int r = o == Py_None ? 0 : feed_obj(&t, o);
+        r = o == Py_None ? 0 : feed_obj(&t, o);
         Py_DECREF(o);
         if (r < 0)
             break;
+        /* extract's chunks: tick after every PROGRESS_EVERY packets */
+        if (++n % PROGRESS_EVERY == 0 && tick != Py_None) {
+            PyObject *x = PyObject_CallNoArgs(tick);
+            if (!x) {
+                r = -1;
+                break;
+            }
+            Py_DECREF(x);
+        }
     }
     Py_DECREF(it);
+    if (r < 0 && !PyErr_Occurred())
+        PyErr_NoMemory();
+    if (!PyErr_Occurred() && n % PROGRESS_EVERY && tick != Py_None) {
+        PyObject *x = PyObject_CallNoArgs(tick);
+        Py_XDECREF(x);
+    }
     PyObject *tracker = PyErr_Occurred() ? NULL : build(&t);
     t_free(&t);
     return tracker;
@@ -1683,7 +1716,8 @@ static PyMethodDef methods[] = {
     {"setup", setup, METH_O, "setup(classes): the Python classes the tracker builds"},
     {"track_pcap", track_pcap, METH_VARARGS,
      "track_pcap(fd, linktype, big_endian, unit, limit, chunk, decode, progress, size)"},
-    {"track_objects", track_objects, METH_O, "track_objects(packets) -> Tracker"},
+    {"track_objects", track_objects, METH_VARARGS,
+     "track_objects(packets[, tick]) -> Tracker; tick() after every 65536 packets and at the end"},
     {NULL, NULL, 0, NULL},
 };
 

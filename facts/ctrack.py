@@ -7,9 +7,12 @@ and runs ``facts.tracker.Tracker``'s state machine in C. It returns a ``Tracker`
 ``Conn``/``Half``/``RstRecord``/``TcpSegment`` objects are the ones the Python pass would have
 left, so ``facts.rst`` reads them unchanged.
 
-The module is optional: ``usable(capture)`` is False when it is not built, when
-``RSTSLEUTH_NO_CEXT`` is set, or when the capture is not a classic pcap with an inline layout;
-``facts.extract`` then runs the Python pass.
+``track_packets`` runs the same compiled tracker over decoded packet objects, for every other
+reader (pcapng, ETL, pcap link types without an inline layout).
+
+The module is optional: ``available()`` is False when it is not built or ``RSTSLEUTH_NO_CEXT``
+is set, and ``facts.extract`` then runs the Python pass; ``usable(capture)`` says whether
+``track_pcap`` reads that capture itself (classic pcap with an inline layout).
 """
 from __future__ import annotations
 
@@ -70,6 +73,18 @@ def track_pcap(capture: PcapCapture,
     return tracker
 
 
-def track_packets(packets: Iterable) -> Tracker:
-    """``Tracker().feed(packets)`` in C, for decoded packets of any reader."""
-    return _ctrack.track_objects(packets)
+def track_packets(packets: Iterable, progress: Optional[Callable[[int, int], None]] = None,
+                  capture=None) -> Tracker:
+    """``Tracker().feed(packets)`` in C, for the decoded packets of any reader (pcapng, ETL,
+    pcap link types without an inline layout). With ``progress``, it is called as
+    ``facts.extract`` calls it, from ``capture.bytes_read``."""
+    if progress is None:
+        return _ctrack.track_objects(packets)
+    try:
+        size = os.path.getsize(capture.path)
+    except OSError:
+        size = 0
+    tracker = _ctrack.track_objects(
+        packets, lambda: progress(min(capture.bytes_read, size - 1), size))
+    progress(size, size)
+    return tracker

@@ -51,6 +51,9 @@ def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
     if ctrack.usable(capture):
         # Compiled read+track pass: same Tracker state, no Python object per packet.
         tracker = ctrack.track_pcap(capture, progress)
+    elif ctrack.available():
+        # Other readers decode in Python; the compiled tracker still does the tracking.
+        tracker = ctrack.track_packets(iter_packets(capture), progress, capture)
     else:
         tracker = _track(capture, progress)
     info = CaptureInfo(

@@ -96,9 +96,12 @@ def same_results(path, monkeypatch, *, state: bool = True):
     assert c_out["rsts"] == py_out["rsts"]
     assert [s for _, s in c_calls] == [s for _, s in py_calls]
     assert c_calls[-1] == py_calls[-1]
-    cap = open_capture(path)
-    if state and ctrack.usable(cap):
-        c_tr = ctrack.track_pcap(cap)
+    if state:
+        cap = open_capture(path)
+        if ctrack.usable(cap):
+            c_tr = ctrack.track_pcap(cap)
+        else:
+            c_tr = ctrack.track_packets(iter_packets(cap))
         py_tr, py_cap = _python_tracker(path)
         assert (cap.records_read, cap.warnings) == (py_cap.records_read, py_cap.warnings)
         assert _state(c_tr) == _state(py_tr)
@@ -282,13 +285,16 @@ def test_examples_agree(path, monkeypatch):
 
 
 @needs_c
-def test_corpus_agrees(monkeypatch):
+@pytest.mark.parametrize("pattern", ["*.pcap", "*.pcapng", "*.etl"])
+def test_corpus_agrees(pattern, monkeypatch):
+    """Classic pcap through the compiled walk; pcapng and ETL through the compiled tracker
+    fed with the packets their readers decode."""
     if not CORPUS.is_dir():
         pytest.skip(f"no shared corpus at {CORPUS}")
-    pcaps = sorted(CORPUS.glob("*.pcap"))
-    if not pcaps:
-        pytest.skip("no classic pcap in the corpus")
-    for path in pcaps:
+    paths = sorted(CORPUS.glob(pattern))
+    if not paths:
+        pytest.skip(f"no {pattern} in the corpus")
+    for path in paths:
         same_results(path, monkeypatch)
 
 
@@ -367,11 +373,29 @@ def _make_capture():
 
 @needs_c
 def test_benchmark_slice_agrees(tmp_path, monkeypatch):
+    """More than one progress chunk (65 536 packets), through both compiled paths."""
+    from facts.capture.pcapng_writer import write_capture
     path = tmp_path / "bench.pcap"
-    _make_capture().generate(50_000, path, connections=1500, seed=5)
+    _make_capture().generate(70_000, path, connections=1500, seed=5)
     out = same_results(path, monkeypatch)
-    assert out["capture"]["records"] == 50_000
+    assert out["capture"]["records"] == 70_000
     assert len(out["rsts"]) > 100
+    ng = tmp_path / "bench.pcapng"
+    write_capture(open_capture(path), str(ng))
+    assert len(same_results(ng, monkeypatch, state=False)["rsts"]) == len(out["rsts"])
+
+
+@needs_c
+def test_pcapng_agrees(records, tmp_path, monkeypatch):
+    """pcapng (directions in epb_flags) goes through the compiled tracker too."""
+    from facts.capture.pcapng_writer import write_capture
+    recs = [(ts, sll(fr, (0, 4, 1)[i % 3])) for i, (ts, fr) in enumerate(records)]
+    src = write_pcap(tmp_path / "src.pcap", recs, linktype=113)
+    out = tmp_path / "conv.pcapng"
+    write_capture(open_capture(src), str(out))
+    assert not ctrack.usable(open_capture(out))
+    result = same_results(out, monkeypatch)
+    assert len(result["rsts"]) >= 40
 
 
 @needs_c
