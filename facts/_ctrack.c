@@ -2,19 +2,21 @@
  *
  * track_pcap() walks a classic pcap file exactly like facts.capture.pcap / fastpcap.iter_pcap
  * (same chunking, so the same warnings), decodes inline what fastpcap's inline branch decodes
- * (plus IPv6 carrying TCP straight after the fixed header), hands every other frame to the
- * Python decoder, and runs the Tracker's per-packet state machine on C structs. Segments are
- * copied by value into the state that references them (payload cut to 64 bytes, as the
- * Python tracker trims it); Python objects (Conn, Half, RstRecord, SynInfo, TcpSegment) are
- * built only at the end, for what the state still references, so facts.rst reads them as if
- * the Python tracker had run. Every decision mirrors facts/tracker.py line by line; the
- * tests compare both on every capture we have.
+ * (plus IPv6 carrying TCP straight after the fixed header, as facts.decode does), hands every
+ * other frame to the Python decoder, and runs the Tracker's per-packet state machine on C
+ * structs, with the GIL released except around Python calls. Segments are copied by value
+ * into the state that references them (payload cut to 64 bytes, as the Python tracker trims
+ * it; a RST keeps its whole payload); Python objects (Conn, Half, RstRecord, SynInfo,
+ * TcpSegment: one per packet still referenced) are built only at the end, so facts.rst reads
+ * them as if the Python tracker had run. Every decision mirrors facts/tracker.py; the tests
+ * compare both passes, state and facts, on every capture we have.
  *
- * setup(classes: dict) once; then
+ * setup(classes: dict)                      once, with the classes the objects are made of
  * track_pcap(fd, linktype, big_endian, unit, limit, chunk, decode, progress, size)
  *   -> (tracker, records_read, bytes_read, warning)
- * warning: None, ("cut", have, need, frames, header) or ("corrupt", off, incl, rest, frames).
- * track_objects(iterable) -> tracker: the same tracker over decoded packet objects.
+ *   warning: None, ("cut", have, need, frames, header) or ("corrupt", off, incl, rest, frames)
+ * track_objects(packets[, tick]) -> tracker  the same tracker over decoded packet objects;
+ *   tick() after every 65536 packets and after a last partial chunk
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -573,7 +575,12 @@ static int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject 
 /* -- Python classes and their slot descriptors --------------------------------------------- */
 /* A class with __slots__: its member descriptors (for reading packets Python decoded) and
  * their offsets (for filling the objects built here without a call per slot). */
-typedef struct { PyObject *cls; PyObject *d[32]; Py_ssize_t off[32]; const char **names; int n; } Cls;
+typedef struct {
+    PyObject *cls, *d[32];
+    Py_ssize_t off[32];
+    const char **names;
+    int n;
+} Cls;
 
 static const char *SEG_SLOTS[] = {"frame", "ts", "ipv", "src", "dst", "sport", "dport", "ttl",
     "ip_id", "seq", "ack", "flags", "reserved", "window", "payload_len", "payload",
@@ -862,7 +869,7 @@ static int feed_obj(T *t, PyObject *o)
         if (get_addr(&FRAGC, 1, o, a, &al) < 0 || get_addr(&FRAGC, 2, o, b, &bl) < 0
             || get_i64(&FRAGC, 3, o, &id, 1) < 0)
             return -1;
-        if (al != bl || id < 0 || id > M32)
+        if (al != bl || id < -1 || id > M32)   /* -1: ip_id None */
             return 0;
         Key k;
         frag_key(&k, al, a, b, id);
@@ -1027,7 +1034,8 @@ static PyObject *ttl_dict(B *b, const TtlOther *o)
         return none();
     PyObject *d = PyDict_New();
     for (int i = 0; d && i < o->n; i++) {
-        PyObject *k = PyLong_FromLongLong(o->order[i]), *v = PyLong_FromLongLong(o->count[o->order[i]]);
+        PyObject *k = PyLong_FromLong(o->order[i]);
+        PyObject *v = PyLong_FromUnsignedLong(o->count[o->order[i]]);
         if (!k || !v || PyDict_SetItem(d, k, v) < 0)
             Py_CLEAR(d);
         Py_XDECREF(k);
@@ -1125,9 +1133,10 @@ static PyObject *conn_obj(B *b, T *t, int64_t i, PyObject **addrs)
     Py_XINCREF(addrs[1]);
     Py_INCREF(EMPTY);
     Py_INCREF(EMPTY);
-    if (put(&CONNC, o, 0, ident('c', i + 1)) < 0 || put(&CONNC, o, 1, PyLong_FromLongLong(c->ipv)) < 0
+    if (put(&CONNC, o, 0, ident('c', i + 1)) < 0
+        || put(&CONNC, o, 1, PyLong_FromLong(c->ipv)) < 0
         || put(&CONNC, o, 2, pair(addrs[0], addrs[1])) < 0
-        || put(&CONNC, o, 3, pair(PyLong_FromLongLong(c->port[0]), PyLong_FromLongLong(c->port[1]))) < 0
+        || put(&CONNC, o, 3, pair(PyLong_FromLong(c->port[0]), PyLong_FromLong(c->port[1]))) < 0
         || put(&CONNC, o, 4, PyBool_FromLong(c->inferred)) < 0
         || put(&CONNC, o, 5, PyFloat_FromDouble(c->start)) < 0
         || put(&CONNC, o, 6, PyFloat_FromDouble(c->last_ts)) < 0
