@@ -975,20 +975,25 @@ static PyObject *paddr(B *b, const uint8_t *a, int alen)
     return o;
 }
 
-static PyObject *seg_obj(B *b, const Seg *s, PyObject *payload)
+/* The TcpSegment of frame s->frame; shared: through the frame map (RST records may point at
+ * the same packet), else a new object (connections without RSTs: only their own halves
+ * could share it, and half_obj sees to that). */
+static PyObject *seg_obj(B *b, const Seg *s, PyObject *payload, int shared)
 {
     Key k;
     memset(&k, 0, sizeof k);
     k.w[0] = (uint64_t)s->frame;
-    int32_t i = map_get(&b->seg_map, &k);
-    if (i >= 0) {
-        Py_INCREF(b->objs[i]);
-        return b->objs[i];
+    if (shared) {
+        int32_t i = map_get(&b->seg_map, &k);
+        if (i >= 0) {
+            Py_INCREF(b->objs[i]);
+            return b->objs[i];
+        }
     }
     PyObject *o = newobj(&SEGC);
     if (!o)
         return NULL;
-    if (b_keep(b, &b->seg_map, &k, o) < 0) {
+    if (shared && b_keep(b, &b->seg_map, &k, o) < 0) {
         Py_DECREF(o);
         return NULL;
     }
@@ -1025,7 +1030,7 @@ static PyObject *seg_obj(B *b, const Seg *s, PyObject *payload)
 
 static PyObject *opt_seg(B *b, int has, const Seg *s)
 {
-    return has ? seg_obj(b, s, NULL) : none();
+    return has ? seg_obj(b, s, NULL, 1) : none();
 }
 
 static PyObject *ttl_dict(B *b, const TtlOther *o)
@@ -1044,11 +1049,26 @@ static PyObject *ttl_dict(B *b, const TtlOther *o)
     return d;
 }
 
-static PyObject *half_obj(B *b, Half *h, PyObject *conn, int side)
+static PyObject *half_obj(B *b, Half *h, PyObject *conn, int side, int shared)
 {
-    PyObject *o = newobj(&HALFC);
-    if (!o)
+    PyObject *last = h->has_last ? seg_obj(b, &h->last, NULL, shared) : none(), *ldata;
+    if (!last)
         return NULL;
+    if (h->has_ldata && h->has_last && h->ldata.frame == h->last.frame) {
+        Py_INCREF(last);
+        ldata = last;
+    } else if (!(ldata = h->has_ldata ? seg_obj(b, &h->ldata, NULL, shared) : none())) {
+        Py_DECREF(last);
+        return NULL;
+    }
+    PyObject *o = newobj(&HALFC);
+    if (!o) {
+        Py_DECREF(last);
+        Py_DECREF(ldata);
+        return NULL;
+    }
+    put(&HALFC, o, 8, last);   /* first: put only fails on a NULL value, and takes these */
+    put(&HALFC, o, 9, ldata);
     Py_INCREF(conn);
     if (put(&HALFC, o, 0, conn) < 0 || put(&HALFC, o, 1, PyLong_FromLongLong(side)) < 0
         || put(&HALFC, o, 2, PyLong_FromLongLong(h->pkts)) < 0
@@ -1057,8 +1077,6 @@ static PyObject *half_obj(B *b, Half *h, PyObject *conn, int side)
         || put(&HALFC, o, 5, h->ttl0 >= 0 ? PyLong_FromLongLong(h->ttl0) : none()) < 0
         || put(&HALFC, o, 6, ttl_dict(b, h->other)) < 0
         || put(&HALFC, o, 7, PyLong_FromLongLong(h->ttl_changes)) < 0
-        || put(&HALFC, o, 8, opt_seg(b, h->has_last, &h->last)) < 0
-        || put(&HALFC, o, 9, opt_seg(b, h->has_ldata, &h->ldata)) < 0
         || put(&HALFC, o, 10, opti(h->has_nxt, h->nxt)) < 0
         || put(&HALFC, o, 11, optf(h->has_rst_ts, h->last_rst_ts)) < 0
         || put(&HALFC, o, 12, opti(h->has_first_rst_nxt, h->first_rst_nxt)) < 0
@@ -1125,8 +1143,8 @@ static PyObject *conn_obj(B *b, T *t, int64_t i, PyObject **addrs)
         Py_INCREF(EMPTY);
         fin = EMPTY;
     }
-    PyObject *h0 = half_obj(b, &c->half[0], o, 0);
-    PyObject *h1 = h0 ? half_obj(b, &c->half[1], o, 1) : NULL;
+    PyObject *h0 = half_obj(b, &c->half[0], o, 0, c->nrsts > 0);
+    PyObject *h1 = h0 ? half_obj(b, &c->half[1], o, 1, c->nrsts > 0) : NULL;
     addrs[0] = paddr(b, c->addr[0], c->alen);
     addrs[1] = paddr(b, c->addr[1], c->alen);
     Py_XINCREF(addrs[0]);
@@ -1170,7 +1188,7 @@ static PyObject *rec_obj(B *b, Rec *r, int64_t i, PyObject *conn)
         Py_INCREF(pl);
     else if (!(pl = PyBytes_FromStringAndSize((const char *)r->raw, r->rawlen)))
         return NULL;
-    PyObject *seg = seg_obj(b, &r->seg, pl);
+    PyObject *seg = seg_obj(b, &r->seg, pl, 1);
     Py_DECREF(pl);
     if (!seg)
         return NULL;
