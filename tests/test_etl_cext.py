@@ -18,6 +18,7 @@ from etl_factory import write_ndis_etl, write_pktmon_etl  # noqa: E402
 from facts.capture import etl_fastc, open_capture  # noqa: E402
 from facts.capture.etl_events import NDIS_GUID, PKTMON_GUID  # noqa: E402
 from facts.capture.etl_fast import _HOT, _other_record  # noqa: E402
+from facts.capture.fastpcap import LAYOUTS, fast_segment  # noqa: E402
 from test_etl import _mixed_links, _packets  # noqa: E402
 from test_etl_fused import VARIANTS, _fused, _general  # noqa: E402
 
@@ -26,8 +27,24 @@ needs_cext = pytest.mark.skipif(not etl_fastc.available(),
                                 reason="facts.capture._etlwalk not built (or disabled)")
 
 
+def _py_tcp(body, start, end):
+    """What the C walk reads for fastpcap.fast_segment (None where it decodes nothing)."""
+    if end - start < 54:
+        return None
+    (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack,
+     off_res, tflags, win) = LAYOUTS[1][0].unpack_from(body, start)
+    if not (etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF
+            and totlen >= 40 and off_res >= 0x50):
+        return None
+    doff = (off_res >> 4) << 2
+    ip_end = start + 14 + totlen
+    return (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, off_res & 0x0F, win,
+            max(totlen - 20 - doff, 0), start + 34 + doff, min(ip_end, end), ip_end > end)
+
+
 def _py_walk(body, p, last_group, last_number, last_app):
-    """The stepping of etl_fast._fused, collecting what the C walk returns."""
+    """The stepping of etl_fast._fused, collecting what the C walk returns (with the TCP
+    fields)."""
     items = []
     pm = nd = 0
     n = len(body)
@@ -77,8 +94,10 @@ def _py_walk(body, p, last_group, last_number, last_app):
             pm += 1
             last_group, last_number, last_app = group, number, app
             start = p + 114
+            end = min(start + logged, p + size)
             items.append((ts, (group << 16) | number, app, 1 if ptype == 1 else 101,
-                          dirtag & 7, orig, start, min(start + logged, p + size)))
+                          dirtag & 7, orig, start, end, body,
+                          _py_tcp(body, start, end) if ptype == 1 else None))
         elif guid == NDIS_GUID:
             if flags & 1:
                 break
@@ -89,15 +108,19 @@ def _py_walk(body, p, last_group, last_number, last_app):
                 break
             nd += 1
             start = p + 92
-            items.append((ts, None, 0, kw & 0x10200, (kw >> 32) & 3, 0, start,
-                          min(start + (number | app << 16), p + size)))
+            end = min(start + (number | app << 16), p + size)
+            items.append((ts, None, 0, kw & 0x10200, (kw >> 32) & 3, 0, start, end, body,
+                          None if kw & 0x10200 else _py_tcp(body, start, end)))
         p += step
     return items, p, last_group, last_number, last_app, pm, nd
 
 
 def _c_walk(body, p=0, last_group=None, last_number=0, last_app=0):
-    return etl_fastc._walk(body, p, last_group, last_number, last_app, PKTMON_GUID,
-                           NDIS_GUID, etl_fastc.SIZE_AT_4_TABLE)
+    items, *rest = etl_fastc._walk(body, p, last_group, last_number, last_app, PKTMON_GUID,
+                                   NDIS_GUID, etl_fastc.SIZE_AT_4_TABLE, True)
+    # the items carry the very object walked (compared as bytes below)
+    assert all(it[8] is body for it in items)
+    return ([it[:8] + (bytes(it[8]),) + it[9:] for it in items], *rest)
 
 
 def _bodies(path):

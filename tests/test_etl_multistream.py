@@ -263,6 +263,6 @@ def test_walk_in_pieces_equals_one_walk(tmp_path, piece):
         bodies += [bytes(damaged), rng.randbytes(len(body))]
     for body in bodies:
         items, p, *state, pm, nd = walk(body, 0, None, 0, 0, PKTMON_GUID, NDIS_GUID,
-                                        etl_fastc.SIZE_AT_4_TABLE)
-        whole = ([it + (body,) for it in items], p, tuple(state), pm, nd)
+                                        etl_fastc.SIZE_AT_4_TABLE, True)
+        whole = (items, p, tuple(state), pm, nd)
         assert _walk_in_pieces(body, piece) == whole

@@ -1,23 +1,26 @@
-/* The stepping part of etl_fast's single-stream loop, compiled: one call walks one
- * decompressed ETL buffer body from an offset, steps over records the loop never reads and
- * over pktmon back-to-back copies (same PktGroupId/PktNumber as the packet just passed,
- * higher AppearanceCount), and returns the events Python still folds and decodes.
- *
- * Python keeps all policy (fold window, later copies through the fold dicts, the clock,
- * decoding, hand-over to the general walk); this file mirrors the stepping decisions of
- * etl_fast._fused and etl_fast._other_record exactly (tests compare both with a pure
- * Python walk, also on random bytes). Every read is bounds-checked against the body.
+/* The hot loops of the compiled .etl reader (etl_fastc): the event walk of a buffer, the time
+ * merge of processor streams and the pktmon fold. Python keeps the hand-overs to the
+ * general code (etl_events.walk_buffer, EtlCapture.fold_records), the clock and building
+ * the packets; each function here mirrors Python code exactly (tests compare them, also on
+ * random and damaged bytes). Every read is bounds-checked.
  *
  * walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4
- *      [, with_body[, max_items]])
+ *      [, tcp[, max_items]])
  *   -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)
- * items: (ts, key, app, code, dir, orig, start, end) per event (with_body: body appended
- * as a 9th element, for readers that merge the items of several buffers; max_items > 0:
- * the walk also stops once it returns that many items, p then the next record); key is
+ * One decompressed buffer body from offset p: steps over records the reader never reads
+ * and over pktmon back-to-back copies (same PktGroupId/PktNumber as the packet just passed,
+ * higher AppearanceCount), as etl_fast._fused and etl_fast._other_record do, and returns
+ * the events left: items (ts, key, app, code, dir, orig, start, end, body, tcp); key is
  * PktGroupId << 16 | PktNumber for pktmon (code: link type 1 or 101, dir: DirTag & 7) and
  * None for a whole NDIS packet (code: keyword & media bits, dir: keyword bits 32-33,
- * app and orig 0). p is -1 at the end of the body, else the offset of the event the
- * general walk must judge. last_group is None until a pktmon packet was passed.
+ * app and orig 0). With tcp true, an Ethernet frame that fastpcap.fast_segment decodes
+ * in place (IPv4 without options, not fragmented, a whole TCP header) has in tcp what
+ * that needs: (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, window,
+ * payload_len, payload_start, payload_end, truncated); else tcp is None. max_items > 0:
+ * the walk also stops once it returns that many items, p then the next record (readers
+ * merging several streams walk a buffer in pieces, each just before it is merged). p is -1 at the
+ * end of the body, else the offset of the event the general walk must judge. last_group
+ * is None until a pktmon packet was passed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +38,35 @@ static inline uint32_t rd32(const unsigned char *b)
     return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
 }
 static inline uint64_t rd64(const unsigned char *b) { return (uint64_t)rd32(b) | ((uint64_t)rd32(b + 4) << 32); }
+static inline unsigned be16(const unsigned char *b) { return (unsigned)(b[0] << 8 | b[1]); }
+static inline unsigned long be32(const unsigned char *b)
+{
+    return (unsigned long)b[0] << 24 | (unsigned long)b[1] << 16 | (unsigned long)b[2] << 8 | b[3];
+}
+
+/* fastpcap.fast_segment's fields of the Ethernet frame b[start:end] (a new reference; None
+ * when that function would hand the frame to the general decoder). */
+static PyObject *tcp_fields(const unsigned char *b, Py_ssize_t start, Py_ssize_t end)
+{
+    if (end - start < 54)
+        Py_RETURN_NONE;
+    const unsigned char *f = b + start;
+    unsigned totlen = be16(f + 16), frag = be16(f + 20), off_res = f[46];
+    if (be16(f + 12) != 0x0800 || f[14] != 0x45 || f[23] != 6 || (frag & 0x3FFF)
+            || totlen < 40 || off_res < 0x50)
+        Py_RETURN_NONE;
+    Py_ssize_t doff = (off_res >> 4) << 2, plen = (Py_ssize_t)totlen - 20 - doff;
+    Py_ssize_t data_start = start + 34 + doff, ip_end = start + 14 + totlen;
+    PyObject *t = Py_BuildValue("(y#y#IIIIkkIIIn" "nnO)", (const char *)f + 26, (Py_ssize_t)4,
+                                (const char *)f + 30, (Py_ssize_t)4, be16(f + 34), be16(f + 36),
+                                (unsigned)f[22], be16(f + 18), be32(f + 38), be32(f + 42),
+                                (unsigned)f[47], off_res & 0x0Fu, be16(f + 48),
+                                plen > 0 ? plen : 0, data_start, ip_end <= end ? ip_end : end,
+                                ip_end <= end ? Py_False : Py_True);
+    if (t != NULL)
+        PyObject_GC_UnTrack(t);     /* ints, bytes and bools: see append_item */
+    return t;
+}
 
 /* etl_fast._other_record: caller guarantees p >= 0 and p + 8 <= n. */
 static Py_ssize_t other_record(const unsigned char *b, Py_ssize_t p, Py_ssize_t n,
@@ -100,19 +132,23 @@ static PyObject *make_key(uint64_t group, unsigned number)
 
 static int append_item(PyObject *items, long long ts, PyObject *key, unsigned app,
                        unsigned long long code, unsigned dir, unsigned orig,
-                       Py_ssize_t start, Py_ssize_t end, PyObject *body)
+                       Py_ssize_t start, Py_ssize_t end, PyObject *body, PyObject *tcp)
 {
-    /* key: a new reference (stolen here) or NULL for None; body: NULL, or the buffer
-     * object appended as a 9th element (borrowed) */
-    PyObject *t = PyTuple_New(body ? 9 : 8);
+    /* key: a new reference (stolen here) or NULL for None; body: borrowed; tcp: a new
+     * reference (stolen) or NULL for None */
+    PyObject *t = PyTuple_New(10);
     if (t == NULL) {
         Py_XDECREF(key);
+        Py_XDECREF(tcp);
         return -1;
     }
-    if (body) {
-        Py_INCREF(body);
-        PyTuple_SET_ITEM(t, 8, body);
+    Py_INCREF(body);
+    PyTuple_SET_ITEM(t, 8, body);
+    if (tcp == NULL) {
+        tcp = Py_None;
+        Py_INCREF(tcp);
     }
+    PyTuple_SET_ITEM(t, 9, tcp);
     if (key == NULL) {
         key = Py_None;
         Py_INCREF(key);
@@ -136,7 +172,7 @@ static int append_item(PyObject *items, long long ts, PyObject *key, unsigned ap
     /* Only ints, None and bytes inside: such a tuple can be in no reference cycle, and
      * tracked it would be traversed by every young-generation collection until CPython
      * untracks it there itself -- for each of the hundreds of thousands of items. */
-    if (body == NULL || PyBytes_CheckExact(body))
+    if (PyBytes_CheckExact(body))
         PyObject_GC_UnTrack(t);
     int rc = PyList_Append(items, t);
     Py_DECREF(t);
@@ -153,13 +189,13 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t p;
     PyObject *last_group_obj, *result = NULL, *items = NULL;
     unsigned last_number, last_app;
-    int with_body = 0;
+    int with_tcp = 0;
     Py_ssize_t max_items = 0;
     if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*|pn", &body, &p, &last_group_obj, &last_number,
-                          &last_app, &pmg, &ndg, &sz4, &with_body, &max_items))
+                          &last_app, &pmg, &ndg, &sz4, &with_tcp, &max_items))
         return NULL;
     /* The merged (multi-stream) reader mixes items of many buffers: each carries its body. */
-    PyObject *tag = with_body ? body.obj : NULL;
+    PyObject *tag = body.obj;
     if (pmg.len != 16 || ndg.len != 16 || sz4.len != 256) {
         PyErr_SetString(PyExc_ValueError, "walk: guids must be 16 bytes, size_at_4 256");
         goto done;
@@ -244,10 +280,12 @@ static PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + HOT_LEN, end = start + rd16(e + 112);
             if (end > p + size)
                 end = p + size;
-            PyObject *key = make_key(group, number);
+            PyObject *key = make_key(group, number), *tcp = NULL;
+            if (key != NULL && with_tcp && ptype == 1 && !(tcp = tcp_fields(b, start, end)))
+                Py_CLEAR(key);
             if (key == NULL || append_item(items, (long long)rd64(e + 16), key, app,
                                            ptype == 1 ? 1 : 101, rd16(e + 92) & 7,
-                                           rd16(e + 110), start, end, tag) < 0)
+                                           rd16(e + 110), start, end, tag, tcp) < 0)
                 goto fail;
         }
         else if (memcmp(e + 24, nd_guid, 16) == 0) {
@@ -264,8 +302,11 @@ static PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + 92, end = start + rd32(e + 88);
             if (end > p + size)
                 end = p + size;
+            PyObject *tcp = NULL;
+            if (with_tcp && !(kw & 0x10200u) && !(tcp = tcp_fields(b, start, end)))
+                goto fail;
             if (append_item(items, (long long)rd64(e + 16), NULL, 0, kw & 0x10200u,
-                            (unsigned)((kw >> 32) & 3), 0, start, end, tag) < 0)
+                            (unsigned)((kw >> 32) & 3), 0, start, end, tag, tcp) < 0)
                 goto fail;
         }
         p += step;
@@ -728,7 +769,7 @@ done:
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4"
-     "[, with_body[, max_items]])"
+     "[, tcp[, max_items]])"
      " -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)"},
     {"fold", fold, METH_VARARGS,
      "fold(items, i, frame, live, older, generation_start, window, dirs)"

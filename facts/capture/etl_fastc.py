@@ -31,7 +31,6 @@ from .etl_buffers import compiled, merge_streams
 from .etl_events import (KW_MEDIA, KW_NATIVE_80211, KW_WWAN_RAW_IP, NDIS_DIRECTIONS,
                          NDIS_GUID, NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
                          walk_buffer, StreamState)
-from .fastpcap import LAYOUTS
 
 _walk = compiled("walk")
 _fold = compiled("fold")
@@ -61,10 +60,12 @@ def _compact(ev):
     if kind == PKTMON:
         ts, _kind, eid, key, app, dirtag, ptype, orig, start, end, body = ev
         if eid == 160 and key > 0 and (ptype == 1 or ptype == 3):
-            return ts, key, app, 1 if ptype == 1 else 101, dirtag & 7, orig, start, end, body
+            return (ts, key, app, 1 if ptype == 1 else 101, dirtag & 7, orig, start, end, body,
+                    None)
     elif kind == NDIS_WHOLE:
         ts, _kind, lt, data, direction = ev
-        return ts, None, 0, _NDIS_CODES[lt], _NDIS_DCODES[direction], 0, 0, len(data), data
+        return (ts, None, 0, _NDIS_CODES[lt], _NDIS_DCODES[direction], 0, 0, len(data), data,
+                None)
     return ev
 
 
@@ -72,10 +73,10 @@ def _general_item(ev):
     """A merged item in ``walk_buffer``'s form, for ``fold_records``."""
     key = ev[1]
     if key is None:
-        ts, _key, _app, code, dcode, _orig, start, end, body = ev
+        ts, _key, _app, code, dcode, _orig, start, end, body, _tcp = ev
         return ts, NDIS_WHOLE, NDIS_LINKTYPES[code], body[start:end], NDIS_DIRECTIONS[dcode]
     if key > 3:
-        ts, key, app, code, dcode, orig, start, end, body = ev
+        ts, key, app, code, dcode, orig, start, end, body, _tcp = ev
         return ts, PKTMON, 160, key, app, dcode, 1 if code == 1 else 3, orig, start, end, body
     return ev
 
@@ -101,13 +102,15 @@ def _general_from(cur, merged):
         i = 0
 
 
-def _stream(etl, entries, proc, state, progress, piece):
+def _stream(etl, entries, proc, state, progress, piece, tcp=False):
     """One processor's stream as lists of items, each buffer's cut into pieces of ``piece``
     items exactly as ``etl_buffers._pieces`` cuts ``walk_buffer``'s list of it (see the
     module text), or with ``piece`` 0 a list per buffer (for a stream read alone). The
     C walk's back-to-back state (last PktGroupId, PktNumber, AppearanceCount, None
     until a preferred copy was passed) and ``state.last`` of ``walk_buffer`` are handed
-    over to each other where one takes over from the other."""
+    over to each other where one takes over from the other. ``tcp``: the C walk adds the
+    fields of the frames decoded in place (its items' last element; None in those of
+    ``walk_buffer``, which the loop decodes with ``decode``)."""
     walk = _walk
     pktmon_guid, ndis_guid, size_at_4 = PKTMON_GUID, NDIS_GUID, SIZE_AT_4_TABLE
     last_group = None
@@ -116,12 +119,13 @@ def _stream(etl, entries, proc, state, progress, piece):
         p = 0
         pieces = 0
         while True:
-            # Walked a piece at a time (see etl_buffers.MERGE_PIECE): a full piece may
-            # also have stopped before an event the general walk judges; the next call
-            # then returns no items with p unchanged.
+            # Walked a piece at a time, each just before the merge takes it (see
+            # etl_buffers.MERGE_PIECE: a whole buffer of items made at once would have left
+            # the CPU caches by then). A full piece may also have stopped before an event
+            # the general walk judges; the next call then returns no items, p unchanged.
             items, p, last_group, last_number, last_app, pm, nd = walk(
                 body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid,
-                size_at_4, True, piece)
+                size_at_4, tcp, piece)
             state.pktmon_events += pm
             state.ndis_events += nd
             if piece and p >= 0 and len(items) == piece:
@@ -159,7 +163,7 @@ def fused_c(cap, records, decoded, count_events):
     streams = etl.streams()
     states = [StreamState() for _ in streams]
     piece = etl_buffers.MERGE_PIECE if len(streams) > 1 else 0
-    lists = [_stream(etl, entries, proc, state, cap.note_offset, piece)
+    lists = [_stream(etl, entries, proc, state, cap.note_offset, piece, not records)
              for (proc, entries), state in zip(streams.items(), states)]
     merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
     clock = cap.clock
@@ -171,7 +175,6 @@ def fused_c(cap, records, decoded, count_events):
     older: dict = {}
     generation_start = frame = 0
     link_types = cap.link_types
-    eth_unpack = LAYOUTS[1][0].unpack_from
     new = TcpSegment.__new__
     Seg = TcpSegment
     ndis_lts, ndis_dirs = NDIS_LINKTYPES, NDIS_DIRECTIONS
@@ -191,7 +194,7 @@ def fused_c(cap, records, decoded, count_events):
             # first event of walk_buffer's general form, at index i.
             kept, i, _end_frame, live, older, generation_start = fold(
                 lst, i, frame, live, older, generation_start, window, pm_dirs)
-            for ts, key, _app, code, dcode, orig, start, end, body in kept:
+            for ts, key, _app, code, dcode, orig, start, end, body, tcp in kept:
                 frame += 1
                 if key is None:
                     lt = ndis_lts[code]
@@ -209,43 +212,32 @@ def fused_c(cap, records, decoded, count_events):
                     yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
                            direction)
                     continue
-                # fastpcap.fast_segment, inlined on purpose: this loop exists for speed
-                # and a call per packet costs ~15 % here (bench_etl.py).
-                if lt == 1 and end - start >= 54:
-                    (etype, vihl, totlen, ip_id, frag, ttl, proto, src, dst, sport,
-                     dport, seq, ack, off_res, tflags, win) = eth_unpack(body, start)
-                    if (etype == 0x0800 and vihl == 0x45 and proto == 6
-                            and not frag & 0x3FFF and totlen >= 40 and off_res >= 0x50):
-                        seg = new(Seg)
-                        seg.frame = frame
-                        seg.ts = tsf
-                        seg.ipv = 4
-                        seg.src = src
-                        seg.dst = dst
-                        seg.sport = sport
-                        seg.dport = dport
-                        seg.ttl = ttl
-                        seg.ip_id = ip_id
-                        seg.seq = seq
-                        seg.ack = ack
-                        seg.flags = tflags
-                        seg.reserved = off_res & 0x0F
-                        seg.window = win
-                        seg.fragmented = False
-                        seg.direction = direction
-                        doff = (off_res >> 4) << 2
-                        plen = totlen - 20 - doff
-                        seg.payload_len = plen if plen > 0 else 0
-                        data_start = start + 34 + doff
-                        ip_end = start + 14 + totlen
-                        if ip_end <= end:
-                            seg.truncated = False
-                            seg.payload = body[data_start:ip_end] if plen > 0 else b""
-                        else:
-                            seg.truncated = True
-                            seg.payload = body[data_start:end] if end > data_start else b""
-                        yield seg
-                        continue
+                if tcp is not None:
+                    # fastpcap.fast_segment, with the header fields read by the C walk.
+                    (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, reserved, win, plen,
+                     pstart, pend, truncated) = tcp
+                    seg = new(Seg)
+                    seg.frame = frame
+                    seg.ts = tsf
+                    seg.ipv = 4
+                    seg.src = src
+                    seg.dst = dst
+                    seg.sport = sport
+                    seg.dport = dport
+                    seg.ttl = ttl
+                    seg.ip_id = ip_id
+                    seg.seq = seq
+                    seg.ack = ack
+                    seg.flags = tflags
+                    seg.reserved = reserved
+                    seg.window = win
+                    seg.fragmented = False
+                    seg.direction = direction
+                    seg.payload_len = plen
+                    seg.truncated = truncated
+                    seg.payload = body[pstart:pend]
+                    yield seg
+                    continue
                 pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
                 if pkt is not None:
                     yield pkt
