@@ -477,3 +477,27 @@ def test_walk_releases_the_gil(tmp_path):
         sys.setswitchinterval(old)
         worker.join()
     assert during > 0
+
+
+@needs_c
+def test_rst_storm_agrees(tmp_path, monkeypatch):
+    """Hundreds of RSTs in one connection, both claimed senders, data and challenge ACKs in
+    between: long watch lists patched by every later packet."""
+    conv = Conversation(("10.1.0.2", 45000), ("10.1.0.1", 443), start=1_700_000_100.5)
+    conv.handshake()
+    for i in range(300):
+        side = "client" if i % 2 else "server"
+        nxt = conv.sides[side].nxt
+        conv.send(side, "RA" if i % 3 else "R", dt=0.001 * (i % 7), ttl=60 + i % 5,
+                  seq=(nxt + (0 if i % 4 else 3 + i)) & 0xFFFFFFFF, forged=i % 5 == 0)
+        if i % 10 == 0:
+            conv.data(conv.other(side), b"d" * (i % 90), dt=0.0005)
+        if i % 15 == 0:
+            conv.send(side, "A", dt=0.0002)
+        if i % 50 == 0:
+            conv.send("server", "SA", dt=0.0003)
+    path = write_pcap(tmp_path / "storm.pcap", conv.records)
+    out = same_results(path, monkeypatch)
+    assert len(out["rsts"]) == 300
+    assert any(r["challenge_ack_seen"] for r in out["rsts"])
+    assert any(r["synack_after_rst"] for r in out["rsts"])
