@@ -230,11 +230,12 @@ def test_damaged_files_same_as_general_through_cext(tmp_path):
 
 
 def test_env_var_disables_the_extension():
-    code = "from facts.capture import etl_fastc; print(etl_fastc.available())"
+    code = ("from facts.capture import etl_buffers, etl_fastc;"
+            " print(etl_fastc.available(), etl_buffers._compiled_merge)")
     env = dict(os.environ, RSTSLEUTH_NO_CEXT="1")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "False None"
 
 
 @needs_cext
@@ -257,3 +258,130 @@ def test_c_walk_equals_python_stepping_on_corpus_pktmon():
             if p >= 0:
                 p += 8
     assert items
+
+
+def _random_streams(rng):
+    """Streams of event lists for the merge: mostly in time order, sometimes not (damaged
+    buffers), with empty lists, equal timestamps within and across streams."""
+    streams = []
+    for s in range(rng.randrange(0, 5)):
+        lists = []
+        t = rng.randrange(-5, 50)
+        for _ in range(rng.randrange(0, 6)):
+            events = []
+            for i in range(rng.choice([0, 1, 2, 3, 5, 8, 20])):
+                t += rng.randrange(-30, 5) if rng.random() < 0.1 else rng.randrange(0, 4)
+                events.append((t, s, len(lists), i))
+            lists.append(events)
+        streams.append(lists)
+    return streams
+
+
+@needs_cext
+def test_c_merge_equals_python_merge():
+    """The same lists (contents and cuts) as etl_buffers.merge_streams_py, also for streams
+    out of time order, and timestamps at the ends of the int64 range."""
+    from facts.capture import etl_buffers
+    merge = etl_buffers.compiled("merge")
+    rng = random.Random(77)
+    for _ in range(3000):
+        streams = _random_streams(rng)
+        if rng.random() < 0.05:
+            streams.append([[(-(1 << 63), 9, 0, 0), ((1 << 63) - 1, 9, 0, 1)]])
+        want = list(etl_buffers.merge_streams_py([iter(s) for s in streams]))
+        assert list(merge([iter(s) for s in streams])) == want
+
+
+@needs_cext
+def test_c_merge_bad_input_raises_and_leaks_nothing():
+    from facts.capture import etl_buffers
+    merge = etl_buffers.compiled("merge")
+    marker = object()
+    item = (5, marker)
+    before = sys.getrefcount(marker)
+    for bad in ([[item], "not a list"], [[item], [7]], [[item], [(1 << 70, 1)]], [[item], [()]]):
+        with pytest.raises((TypeError, OverflowError)):
+            list(merge([iter([[item]]), iter(bad)]))
+    m = merge([iter([[item] * 3]), iter([[item]])])
+    next(m)
+    del m                                   # items still pooled are released
+    assert list(merge([iter([[item] * 4])])) == [[item] * 4, []]
+    assert sys.getrefcount(marker) == before
+    with pytest.raises(TypeError):
+        merge(5)
+
+
+def _py_fold(items, i, frame, live, older, gen, window, dirs):
+    """The fold of the compiled reader's loop in Python (as etl_fast._fold_fast folds)."""
+    kept = []
+    for i in range(i, len(items)):
+        ev = items[i]
+        key = ev[1]
+        if key is not None:
+            if key <= 3:
+                return kept, i, frame, live, older, gen
+            ts, key, app, _code, dcode = ev[:5]
+            if app != 1:
+                e = live.get(key)
+                if e is None:
+                    e = older.get(key)
+                if e is not None and app > e[0]:
+                    live[key] = (app, e[1], e[2])
+                    continue
+            if ts - gen > window:
+                older, live, gen = live, {}, ts
+            live[key] = (app, frame + 1, dirs[dcode])
+        frame += 1
+        kept.append(ev)
+    return kept, len(items), frame, live, older, gen
+
+
+@needs_cext
+def test_c_fold_equals_python_fold():
+    """Copies in and out of order, restarts, rollover of the fold generations, general
+    events stopping the fold, remembered packets as tuples or (fold_records') lists."""
+    fold = etl_fastc._fold
+    dirs = tuple(f"d{i}" for i in range(8))
+    rng = random.Random(5)
+    for _ in range(1500):
+        items = []
+        ts = rng.randrange(-100, 100)
+        for _ in range(rng.randrange(0, 40)):
+            ts += rng.randrange(-3, 40)
+            r = rng.random()
+            if r < 0.1:
+                items.append((ts, None, 0, 0, rng.randrange(4), 0, 0, 0, b"", None))
+            elif r < 0.13:
+                items.append((ts, rng.randrange(1, 4), "general event"))
+            else:
+                key = rng.choice([(rng.randrange(1, 6) << 16) | 1, (3 << 64) | rng.randrange(6)])
+                items.append((ts, key, rng.randrange(1, 5), 1, rng.randrange(8), 60, 0, 60, b"",
+                              None))
+        seen = {((2 << 16) | 1): [3, 0, "pending"], ((3 << 64) | 2): (2, 9, "in")}
+        i = rng.randrange(0, 3)
+        args = (i, rng.randrange(0, 5), rng.randrange(-50, 50), rng.choice([0, 10, 1000]))
+        while True:
+            frame, gen, window = args[1], args[2], args[3]
+            got = fold(items, args[0], frame, dict(seen), {}, gen, window, dirs)
+            want = _py_fold(items, args[0], frame, dict(seen), {}, gen, window, dirs)
+            assert got == want
+            if got[1] >= len(items):
+                break
+            args = (got[1] + 1, got[2], got[5], window)   # on past the general event
+
+
+@needs_cext
+def test_c_fold_rejects_bad_arguments():
+    fold = etl_fastc._fold
+    dirs = (None,) * 8
+    item = (10, (1 << 16) | 1, 1, 1, 3, 60, 0, 60, b"", None)
+    with pytest.raises(ValueError):
+        fold([item], 0, 0, {}, {}, 0, 10, (None,) * 3)
+    with pytest.raises(ValueError):
+        fold([item[:4] + (9,) + item[5:]], 0, 0, {}, {}, 0, 10, dirs)      # direction code
+    with pytest.raises(TypeError):
+        fold([item, "x"], 0, 0, {}, {}, 0, 10, dirs)
+    with pytest.raises(TypeError):
+        fold([item[:2] + ("app",) + item[3:]], 0, 0, {}, {}, 0, 10, dirs)
+    with pytest.raises(TypeError):          # a remembered packet of the wrong shape
+        fold([item[:2] + (2,) + item[3:]], 0, 0, {item[1]: 7}, {}, 0, 10, dirs)

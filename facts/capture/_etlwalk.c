@@ -667,13 +667,15 @@ static PyObject *fold(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "fold: dirs must hold 8 directions, i and window >= 0");
         return NULL;
     }
+    if (i > PyList_GET_SIZE(items))
+        i = PyList_GET_SIZE(items);
     Py_INCREF(live);
     Py_INCREF(older);
     if (!(kept = PyList_New(0)))
         goto done;
     for (; i < PyList_GET_SIZE(items); i++) {
         PyObject *it = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) < 5) {
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) < 2) {
             PyErr_SetString(PyExc_TypeError, "fold: items must be walk tuples");
             goto done;
         }
@@ -687,11 +689,19 @@ static PyObject *fold(PyObject *self, PyObject *args)
                 goto done;
             if (ovf < 0 || (ovf == 0 && k <= 3))
                 break;                                  /* walk_buffer's general form */
+            if (PyTuple_GET_SIZE(it) < 5) {
+                PyErr_SetString(PyExc_TypeError, "fold: items must be walk tuples");
+                goto done;
+            }
             PyObject *app_obj = PyTuple_GET_ITEM(it, 2);
             long app = PyLong_AsLong(app_obj);
+            if (app == -1 && PyErr_Occurred())
+                goto done;
             Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 4));
+            if (d == -1 && PyErr_Occurred())
+                goto done;
             long long ts;
-            if (PyErr_Occurred() || as_int64(PyTuple_GET_ITEM(it, 0), &ts) < 0)
+            if (as_int64(PyTuple_GET_ITEM(it, 0), &ts) < 0)
                 goto done;
             if (d < 0 || d > 7) {
                 PyErr_SetString(PyExc_ValueError, "fold: direction code out of range");

@@ -296,8 +296,8 @@ class EtlFile:
 # The merge takes each buffer's events in pieces of at most this many (the first
 # MERGE_PIECE, the next ...): with large buffers and several processors, whole buffers
 # of event tuples waiting in the pool leave the CPU caches long before they are read.
-# The compiled walk (etl_mergec) cuts its items at the same places, so both merges see the
-# same lists and order events of equal timestamps alike.
+# The compiled reader (etl_fastc) cuts its items at the same places, so the general and
+# the compiled path merge the same lists and order events of equal timestamps alike.
 MERGE_PIECE = 128
 
 
