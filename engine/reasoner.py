@@ -61,6 +61,9 @@ class ConclusionState(BaseModel):
     supports: list[Justification] = Field(default_factory=list)
 
 
+_UNKNOWN = object()  # not worked out yet (None is a valid pattern: none)
+
+
 class Inference:
     """The result of one reasoning over one evidence set.
 
@@ -81,6 +84,10 @@ class Inference:
         self._explain = explain
         self._details = None
         self.run_key: Optional[tuple] = None  # Reasoner.run_key of its evidence, when known
+        # origin and pattern, worked out on first use: the certainties never change, and a
+        # report reads both several times per reset
+        self._origin: Optional[str] = None
+        self._pattern: Any = _UNKNOWN
 
     def _explained(self):
         if self._details is None:
@@ -112,6 +119,11 @@ class Inference:
         """``middle_device`` or ``endpoint`` when ``origin.<that>`` has cf ≥ 0.3 and beats
         ``origin.<the other>`` by ≥ 0.2 (an absent or negative one counts as 0);
         otherwise ``undetermined``."""
+        if self._origin is None:
+            self._origin = self._work_out_origin()
+        return self._origin
+
+    def _work_out_origin(self) -> str:
         middle = max(self.cf("origin.middle_device"), 0.0)
         endpoint = max(self.cf("origin.endpoint"), 0.0)
         best, cf, other = (("middle_device", middle, endpoint) if middle >= endpoint
@@ -123,10 +135,13 @@ class Inference:
     @property
     def pattern(self) -> Optional[str]:
         """The best ``pattern.*`` id without its prefix, if its cf ≥ 0.2."""
-        ranked = self.ranked("pattern")
-        if ranked and ranked[0][1] >= PATTERN_MIN_CF:
-            return ranked[0][0].split(".", 1)[1] if "." in ranked[0][0] else ranked[0][0]
-        return None
+        if self._pattern is _UNKNOWN:
+            ranked = self.ranked("pattern")
+            self._pattern = None
+            if ranked and ranked[0][1] >= PATTERN_MIN_CF:
+                self._pattern = (ranked[0][0].split(".", 1)[1] if "." in ranked[0][0]
+                                 else ranked[0][0])
+        return self._pattern
 
     def how(self, conclusion_id: str):
         from .explain import how

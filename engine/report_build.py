@@ -14,7 +14,6 @@ MIN_DIAGNOSIS_CF = 0.2
 MAX_DIAGNOSES = 5
 MIN_FIX_CF = 0.3
 _UNSET = object()  # a placeholder the evidence gives no value for
-_SHAREABLE = (str, int, float, bool)
 
 
 def _t(text, lang: str) -> str:
@@ -37,11 +36,10 @@ def diagnoses_for(kb: KnowledgeBase, inf, origin: str, lang: str) -> list[Diagno
     return out[:MAX_DIAGNOSES]
 
 
-def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
-              params: dict[str, Any], lang: str, cache: dict | None = None) -> list[FixOut]:
-    """Fixes of the confident diagnoses (then of the timing pattern), for this application.
-    ``cache`` (any dict kept for one report) shares each fix rendered with the same values
-    of its placeholders between resets."""
+def applicable_fixes(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis],
+                     port: int) -> list:
+    """The KB fixes of the confident diagnoses (then of the timing pattern) that apply to
+    this server port, in order."""
     ids: list[str] = []
     sources = [d.id for d in diagnoses if d.confidence >= MIN_FIX_CF]
     if inf.pattern and not sources and origin != "endpoint":
@@ -54,22 +52,35 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
     out = []
     for fix_id in ids:
         fix = kb.fixes.get(fix_id)
-        if fix is None or (fix.ports and port not in fix.ports):
-            continue
-        key = None
-        if cache is not None:
-            names = fixparams.placeholders_of(fix, lang)
-            values = [params.get(n, _UNSET) for n in names]
-            # types too: 60 and 60.0 render differently
-            key = (FixOut, fix.id, lang, *values, *map(type, values))
-            found = cache.get(key)
-            if found is not None:
-                out.append(found)
-                continue
-        made = construct(FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
-                         text=fixparams.render(fix, params, lang))
-        if key is not None:
-            cache[key] = made
+        if fix is not None and (not fix.ports or port in fix.ports):
+            out.append(fix)
+    return out
+
+
+def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
+              params: dict[str, Any], lang: str, cache: dict | None = None) -> list[FixOut]:
+    """The applicable fixes rendered for this application. ``cache`` (any dict kept for one
+    report) shares each fix rendered with the same values of its placeholders between
+    resets, and the choice of fixes between resets with the same diagnoses and port."""
+    if cache is None:
+        return [construct(FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
+                          text=fixparams.render(fix, params, lang))
+                for fix in applicable_fixes(kb, inf, origin, diagnoses, port)]
+    choice = (applicable_fixes, origin, inf.pattern, port,
+              *[(d.id, d.confidence) for d in diagnoses])
+    fixes = cache.get(choice)
+    if fixes is None:
+        fixes = cache[choice] = applicable_fixes(kb, inf, origin, diagnoses, port)
+    out = []
+    for fix in fixes:
+        values = [params.get(n, _UNSET) for n in fixparams.placeholders_of(fix, lang)]
+        # types too: 60 and 60.0 render differently
+        key = (FixOut, fix.id, lang, *values, *map(type, values))
+        made = cache.get(key)
+        if made is None:
+            made = cache[key] = construct(
+                FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
+                text=fixparams.render(fix, params, lang))
         out.append(made)
     return out
 
@@ -110,14 +121,16 @@ def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tupl
 
 def evidence_from_template(template: list[tuple], evidence: dict[str, Any],
                            cache: dict | None = None) -> list[EvidenceItem]:
-    """``cache`` (any dict kept for one report) shares items with the same row and value."""
+    """``cache`` (any dict kept for one report) shares items with the same row and value;
+    floats are not shared (measured times rarely repeat)."""
     out = []
     for row in template:
         rule_id, field, op, expected = row
         actual = evidence.get(field, "unknown")
         key = None
-        if cache is not None and type(actual) in _SHAREABLE:
-            key = (EvidenceItem, id(row), type(actual), actual)
+        kind = type(actual)
+        if cache is not None and (kind is bool or kind is int or kind is str):
+            key = (EvidenceItem, id(row), kind, actual)
             found = cache.get(key)
             if found is not None:
                 out.append(found)
@@ -195,5 +208,5 @@ def summary(r: ResetOut, count: int, lang: str) -> str:
     return s + (f"; most likely: {top}" if top else "")
 
 
-__all__ = ["diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "evidence_template",
+__all__ = ["applicable_fixes", "diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "evidence_template",
            "evidence_from_template", "build_findings", "fixparams"]
