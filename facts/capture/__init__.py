@@ -2,23 +2,30 @@
 
 To add a format, append one ``(sniff, reader_class)`` pair to ``READERS``: ``sniff(head)``
 gets the first 16 bytes of the file and returns True when the reader claims it;
-``reader_class(path)`` must raise ``CaptureError`` for a file it cannot read at all.
+``reader_class(path)`` (a class or any callable returning a Capture) must raise
+``CaptureError`` for a file it cannot read at all.
 """
 from __future__ import annotations
 
 from facts.errors import CaptureError
 
 from .base import Capture, open_checked
-from .etl import EtlCapture, sniff_etl
+from .etl_buffers import sniff_etl
 from .pcap import PcapCapture, sniff_pcap
 from .pcapng import PcapngCapture, sniff_pcapng
+
+
+def _etl_capture(path) -> Capture:
+    # imported when an .etl file is opened: the ETL reader pulls in pydantic, which would
+    # delay the start of every pcap read in a background thread (facts.prefetch)
+    from .etl import EtlCapture
+    return EtlCapture(path)
+
 
 READERS: list = [
     (sniff_pcap, PcapCapture),
     (sniff_pcapng, PcapngCapture),
-    # ---- hook: the ETL reader appends its entry here, e.g.
-    # (sniff_etl, EtlCapture),  from .etl import EtlCapture, sniff_etl
-    (sniff_etl, EtlCapture),
+    (sniff_etl, _etl_capture),
 ]
 
 
