@@ -385,3 +385,16 @@ def test_c_fold_rejects_bad_arguments():
         fold([item[:2] + ("app",) + item[3:]], 0, 0, {}, {}, 0, 10, dirs)
     with pytest.raises(TypeError):          # a remembered packet of the wrong shape
         fold([item[:2] + (2,) + item[3:]], 0, 0, {item[1]: 7}, {}, 0, 10, dirs)
+
+
+@needs_cext
+@pytest.mark.parametrize("piece", [1, 3])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_walked_in_small_pieces(tmp_path, monkeypatch, name, piece):
+    """Every stream, also a single one, is walked a piece at a time (etl_buffers.MERGE_PIECE,
+    small here so that buffers are cut, also where the C walk hands a buffer to
+    walk_buffer)."""
+    from facts.capture import etl_buffers
+    monkeypatch.setattr(etl_buffers, "MERGE_PIECE", piece)
+    path = VARIANTS[name](tmp_path / "v.etl")
+    assert _fused(path) == _general(path)

@@ -128,8 +128,7 @@ def _c_lists(path):
     for proc, entries in etl.streams().items():
         state = StreamState()
         out.append([list(etl_fastc._general(lst))
-                    for lst in etl_fastc._stream(etl, entries, proc, state, None,
-                                                        etl_buffers.MERGE_PIECE)])
+                    for lst in etl_fastc._stream(etl, entries, proc, state, None)])
         out[-1].append((state.pktmon_events, state.ndis_events))
     return out
 
