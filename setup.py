@@ -1,8 +1,11 @@
 from setuptools import Extension, setup
 
+CTRACK = ["module", "table", "tracker", "pyin", "decode", "pcap", "pyout", "facts"]
+
 setup(ext_modules=[
     Extension("facts.capture._etlwalk", ["facts/capture/_etlwalk.c"], optional=True),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
-    Extension("facts._ctrack", ["facts/_ctrack.c"], optional=True,
-              extra_compile_args=["-ffp-contract=off"]),
+    Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
+              depends=["facts/_ctrack.h"],
+              extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
 ])

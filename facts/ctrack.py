@@ -3,26 +3,35 @@
 ``facts._ctrack.track_pcap`` walks the file like ``facts.capture.pcap`` (same chunks, same
 warnings), decodes what ``fastpcap``'s inline branch decodes (and IPv6 carrying TCP directly)
 without making a Python object per packet, gives every other frame to ``facts.decode.decode``,
-and runs ``facts.tracker.Tracker``'s state machine in C. It returns a ``Tracker`` whose
-``Conn``/``Half``/``RstRecord``/``TcpSegment`` objects are the ones the Python pass would have
-left, so ``facts.rst`` reads them unchanged.
+and runs ``facts.tracker.Tracker``'s state machine in C. It leaves a ``State``, from which
+either
 
-``track_packets`` runs the same compiled tracker over decoded packet objects, for every other
-reader (pcapng, ETL, pcap link types without an inline layout).
+* ``state.facts(capture)`` yields each ``Connection`` with its ``RstEvent`` list, exactly what
+  ``facts.rst.iter_built`` yields for the same capture, built in C (``iter_facts``), or
+* ``state.tracker()`` builds the ``Tracker`` whose ``Conn``/``Half``/``RstRecord``/``TcpSegment``
+  objects are the ones the Python pass would have left, so ``facts.rst`` reads them unchanged
+  (``track_pcap``, ``track_packets``).
+
+``read_packets``/``track_packets`` run the same compiled tracker over decoded packet objects,
+for every other reader (pcapng, ETL, pcap link types without an inline layout).
 
 The module is optional: ``available()`` is False when it is not built or ``RSTSLEUTH_NO_CEXT``
 is set, and ``facts.extract`` then runs the Python pass; ``usable(capture)`` says whether
-``track_pcap`` reads that capture itself (classic pcap with an inline layout).
+``track_pcap`` reads that capture itself (classic pcap with an inline layout);
+``facts_available()`` says whether the compiled facts match ``facts.models`` (field names and
+order; otherwise ``facts.rst`` builds them from ``state.tracker()``).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .capture.base import open_checked
 from .capture.fastpcap import LAYOUTS
 from .capture.pcap import CHUNK, PcapCapture
 from .decode import decode
+from .fastmodel import model_is_plain
+from .models import Connection, Endpoint, RstEvent
 from .packet import IcmpTooBig, IpFragment, TcpSegment
 from .tracker import Conn, Half, RstRecord, SynInfo, Tracker
 
@@ -33,12 +42,33 @@ except ImportError:  # not built: the Python pass does everything
 else:
     _ctrack.setup({"TcpSegment": TcpSegment, "Half": Half, "Conn": Conn,
                    "RstRecord": RstRecord, "SynInfo": SynInfo, "Tracker": Tracker,
-                   "IpFragment": IpFragment, "IcmpTooBig": IcmpTooBig})
+                   "IpFragment": IpFragment, "IcmpTooBig": IcmpTooBig,
+                   "Connection": Connection, "Endpoint": Endpoint, "RstEvent": RstEvent})
+
+_MODELS = (Connection, Endpoint, RstEvent)
+
+
+def _facts_match() -> bool:
+    """The C code builds every field of these models by name and position: a model that gained
+    or reordered fields (or needs pydantic's own construction) goes through facts.rst."""
+    if _ctrack is None:
+        return False
+    built = _ctrack.fact_fields()
+    return all(names == tuple(cls.model_fields) and model_is_plain(cls)
+               for names, cls in zip(built, _MODELS))
+
+
+FACTS_MATCH = _facts_match()
 
 
 def available() -> bool:
     """The compiled tracker is built and not switched off by ``RSTSLEUTH_NO_CEXT``."""
     return _ctrack is not None and not os.environ.get("RSTSLEUTH_NO_CEXT")
+
+
+def facts_available() -> bool:
+    """``available()``, and the compiled facts match the models."""
+    return available() and FACTS_MATCH
 
 
 def usable(capture) -> bool:
@@ -48,9 +78,15 @@ def usable(capture) -> bool:
 
 def track_pcap(capture: PcapCapture,
                progress: Optional[Callable[[int, int], None]] = None) -> Tracker:
+    """``read_pcap(capture, progress).tracker()``."""
+    return read_pcap(capture, progress).tracker()
+
+
+def read_pcap(capture: PcapCapture, progress: Optional[Callable[[int, int], None]] = None):
     """Read and track ``capture`` (a PcapCapture that ``usable`` accepts) in one compiled
-    pass; sets its ``records_read``, ``bytes_read`` and ``warnings`` like its readers do.
-    ``progress(bytes_read, size)`` is called as ``facts.extract`` calls it."""
+    pass and return the tracker's ``State``; sets the capture's ``records_read``,
+    ``bytes_read`` and ``warnings`` like its readers do. ``progress(bytes_read, size)`` is
+    called as ``facts.extract`` calls it."""
     capture.warnings.clear()
     capture.records_read = 0
     size = 0
@@ -60,7 +96,7 @@ def track_pcap(capture: PcapCapture,
         except OSError:
             size = 0
     with open_checked(capture.path) as f:
-        tracker, records, bytes_read, warning = _ctrack.track_pcap(
+        state, records, bytes_read, warning = _ctrack.track_pcap(
             f.fileno(), capture.linktype, capture.endian == ">", capture.ts_unit,
             capture.max_record, CHUNK, decode, progress, size)
     capture.records_read = records
@@ -70,12 +106,18 @@ def track_pcap(capture: PcapCapture,
             capture.cut_short(*warning[1:])
         else:
             capture.corrupt(*warning[1:])
-    return tracker
+    return state
 
 
 def track_packets(packets: Iterable, progress: Optional[Callable[[int, int], None]] = None,
                   capture=None) -> Tracker:
-    """``Tracker().feed(packets)`` in C, for the decoded packets of any reader (pcapng, ETL,
+    """``Tracker().feed(packets)`` in C: ``read_packets(...).tracker()``."""
+    return read_packets(packets, progress, capture).tracker()
+
+
+def read_packets(packets: Iterable, progress: Optional[Callable[[int, int], None]] = None,
+                 capture=None):
+    """The compiled tracker's ``State`` after the decoded packets of any reader (pcapng, ETL,
     pcap link types without an inline layout). With ``progress``, it is called as
     ``facts.extract`` calls it, from ``capture.bytes_read``."""
     if progress is None:
@@ -84,7 +126,14 @@ def track_packets(packets: Iterable, progress: Optional[Callable[[int, int], Non
         size = os.path.getsize(capture.path)
     except OSError:
         size = 0
-    tracker = _ctrack.track_objects(
+    state = _ctrack.track_objects(
         packets, lambda: progress(min(capture.bytes_read, size - 1), size))
     progress(size, size)
-    return tracker
+    return state
+
+
+def iter_facts(state, capture: str) -> Iterator[tuple[Connection, list[RstEvent]]]:
+    """What ``facts.rst.iter_built`` yields for the tracker this ``State`` holds (each
+    connection in order of first packet, with its RSTs), built in C from the state, which it
+    releases as it goes. Needs ``facts_available()``."""
+    return state.facts(capture)

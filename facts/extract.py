@@ -11,7 +11,8 @@ import gc
 import os
 from contextlib import contextmanager
 from itertools import islice
-from typing import Callable, Iterator, Optional, Union
+from operator import attrgetter
+from typing import Any, Callable, Iterator, Optional, Union
 
 from pydantic import BaseModel
 
@@ -19,10 +20,11 @@ from . import ctrack
 from .capture import open_capture
 from .decode import iter_packets
 from .models import CaptureInfo, Connection, RstEvent
-from .rst import build_facts, iter_built
+from .rst import iter_built
 from .tracker import Tracker
 
 PROGRESS_EVERY = 65536  # packets between progress calls
+_frame = attrgetter("frame")
 
 Progress = Callable[[int, int], None]  # (bytes read, file size): the reader's file position
 
@@ -47,21 +49,36 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Tracker]:
+def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Union[Tracker, Any]]:
+    """The pass: a Tracker (Python pass), or the compiled tracker's State when the compiled
+    facts can be built from it (else the Tracker made from that State)."""
     if ctrack.usable(capture):
-        # Compiled read+track pass: same Tracker state, no Python object per packet.
-        tracker = ctrack.track_pcap(capture, progress)
+        # Compiled read+track pass: no Python object per packet.
+        state = ctrack.read_pcap(capture, progress)
     elif ctrack.available():
         # Other readers decode in Python; the compiled tracker still does the tracking.
-        tracker = ctrack.track_packets(iter_packets(capture), progress, capture)
+        state = ctrack.read_packets(iter_packets(capture), progress, capture)
     else:
-        tracker = _track(capture, progress)
+        state = _track(capture, progress)
+    if isinstance(state, Tracker):
+        counts = (state.tcp_packets, state.rst_packets, state.first_ts, state.last_ts)
+    else:
+        counts = state.counts()
+        if not ctrack.facts_available():
+            state = state.tracker()
+    tcp, rst, first, last = counts
     info = CaptureInfo(
         path=capture.path, format=capture.format, link_types=sorted(capture.link_types),
-        records=capture.records_read, tcp_packets=tracker.tcp_packets,
-        rst_packets=tracker.rst_packets, first_time=tracker.first_ts,
-        last_time=tracker.last_ts, warnings=list(capture.warnings))
-    return info, tracker
+        records=capture.records_read, tcp_packets=tcp, rst_packets=rst, first_time=first,
+        last_time=last, warnings=list(capture.warnings))
+    return info, state
+
+
+def _built(state, capture: str) -> Iterator[tuple[Connection, list[RstEvent]]]:
+    """Each connection with its RSTs: built in C from a compiled State, else by facts.rst."""
+    if isinstance(state, Tracker):
+        return iter_built(state, capture)
+    return ctrack.iter_facts(state, capture)
 
 
 def _track(capture, progress: Optional[Progress]) -> Tracker:
@@ -88,8 +105,15 @@ def extract(path, *, progress: Optional[Progress] = None) -> Extraction:
     """Read ``path`` once and return its facts. Raises CaptureError when the file cannot be
     read at all; problems after a good start land in ``capture.warnings``."""
     with _no_cyclic_gc():
-        info, tracker = _run(open_capture(path), progress)
-        connections, rsts = build_facts(tracker, info.path)
+        info, state = _run(open_capture(path), progress)
+        # facts.rst.build_facts's order: connections by first packet, RSTs by frame
+        connections: list[Connection] = []
+        rsts: list[RstEvent] = []
+        for conn, events in _built(state, info.path):
+            connections.append(conn)
+            rsts.extend(events)
+        del state
+        rsts.sort(key=_frame)
         return Extraction(capture=info, connections=connections, rsts=rsts)
 
 
@@ -114,10 +138,10 @@ class FactStream:
 
     def _generate(self) -> Iterator[Union[Connection, RstEvent]]:
         with _no_cyclic_gc():
-            info, tracker = _run(self._source, None)
+            info, state = _run(self._source, None)
             self.capture = info
-            built = iter_built(tracker, info.path)
-            del tracker
+            built = _built(state, info.path)
+            del state
         for conn, events in built:
             if self.with_connections:
                 yield conn

@@ -86,10 +86,31 @@ def construct(cls: type[M], **values: Any) -> M:
     return m
 
 
+def construct_dict(cls: type[M], data: dict[str, Any]) -> M:
+    """``construct(cls, **data)`` for a complete ``data`` (every field, in declaration order),
+    which becomes the model's ``__dict__`` itself (no copy). This is what the compiled facts
+    (``facts._ctrack``) build; anything else is refused."""
+    spec = _SPECS.get(cls) or _spec(cls)
+    if not spec.plain or len(data) != spec.count or tuple(data) != spec.names:
+        raise TypeError(f"construct_dict: {cls.__name__} needs every field, in order")
+    m = _new(cls)
+    _set(m, "__dict__", data)
+    _set(m, "__pydantic_fields_set__", set(spec.names))
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
+
+
+def model_is_plain(cls: type[BaseModel]) -> bool:
+    """``construct`` builds ``cls`` itself (no private attributes, post-init hook, extra
+    fields or root model), so its instances are ``__dict__`` plus the fields set."""
+    return (_SPECS.get(cls) or _spec(cls)).plain
+
+
 def present(model: BaseModel) -> dict[str, Any]:
     """``model.model_dump(exclude_none=True)`` for a flat model (scalar and list fields),
     without the serializer: lists are shared, not copied."""
     return {k: v for k, v in model.__dict__.items() if v is not None}
 
 
-__all__ = ["construct", "present"]
+__all__ = ["construct", "construct_dict", "model_is_plain", "present"]
