@@ -398,3 +398,37 @@ def test_walked_in_small_pieces(tmp_path, monkeypatch, name, piece):
     monkeypatch.setattr(etl_buffers, "MERGE_PIECE", piece)
     path = VARIANTS[name](tmp_path / "v.etl")
     assert _fused(path) == _general(path)
+
+
+@needs_cext
+def test_c_tcp_fields_build_what_fast_segment_builds(tmp_path):
+    """The loop's TcpSegment from the C walk's header fields equals fastpcap.fast_segment's
+    on the same frame, and the walk gives no fields exactly where fast_segment decodes
+    nothing (also on damaged frames)."""
+    bodies = [b for path in _sources(tmp_path) for b in _bodies(path)]
+    rnd = random.Random(9)
+    for body in list(bodies):
+        damaged = bytearray(body)
+        for _ in range(60):
+            damaged[rnd.randrange(len(damaged))] = rnd.randrange(256)
+        bodies.append(bytes(damaged))
+    checked = 0
+    for body in bodies:
+        items = _c_walk(body)[0]
+        for _ts, key, _app, code, _d, _orig, start, end, _body, tcp in items:
+            if code != (0 if key is None else 1):
+                assert tcp is None
+                continue
+            want = fast_segment(body, start, end, 7, 1.5, "in", LAYOUTS[1])
+            if want is None:
+                assert tcp is None
+                continue
+            (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, win, plen,
+             pstart, pend, truncated) = tcp
+            got = dict(frame=7, ts=1.5, ipv=4, src=src, dst=dst, sport=sport, dport=dport,
+                       ttl=ttl, ip_id=ip_id, seq=seq, ack=ack, flags=flags, reserved=reserved,
+                       window=win, fragmented=False, direction="in", payload_len=plen,
+                       truncated=truncated, payload=body[pstart:pend])
+            assert got == {name: getattr(want, name) for name in got}
+            checked += 1
+    assert checked > 30

@@ -1,23 +1,24 @@
 """The compiled-path reader of .etl files (``_etlwalk``): walk, time merge, fold and
 decode, for traces with one processor stream or several.
 
-Per processor stream, each buffer is walked by ``_etlwalk.walk``, which steps over the
+Per processor stream, each buffer is walked by ``_etlwalk.walk``, a piece of
+``MERGE_PIECE`` items at a time, each just before it is used. The walk steps over the
 records the loop never reads and over pktmon back-to-back copies and hands back compact
-items ``(ts, key, app, code, dir, orig, start, end, body, tcp)`` (key None for a whole
-NDIS packet; ``tcp`` the header fields of a frame ``fastpcap.fast_segment`` would decode,
-read in C, so that the loop builds the ``TcpSegment`` without a struct unpack), a piece of
-``MERGE_PIECE`` items at a time. Where it stops at an event the general walk must judge (a drop, a Wi-Fi copy, a
-packet without PktGroupId, an NDIS fragment, extended data items, damage),
-``walk_buffer`` walks the rest of that buffer only, with the same back-to-back state, and
-its common events are turned into the compact form (``_stream``). Several streams are
-merged by time exactly as ``EtlFile.events`` merges ``walk_buffer``'s lists
-(``merge_streams`` over the same lists, cut into pieces of ``MERGE_PIECE`` items at the same
-places, so events of equal timestamps get the same frame numbers); one stream is read in
-file order. ``_etlwalk.fold`` folds each list's compact items (later copies -- of another
-processor, or not back to back -- through the fold dicts ``live``/``older`` as everywhere)
-and the loop decodes what it keeps. The first event of the general form hands the stream
-to ``EtlCapture.fold_records``, which hands it back once no packet waits. Records, packets,
-frame numbers, drops, warnings and counters are those of ``general_records`` (tests).
+items ``(ts, key, app, code, dir, orig, start, end, body, tcp)``: key None for a whole NDIS
+packet; ``tcp`` the header fields of a frame ``fastpcap.fast_segment`` would decode, read
+in C, so that the loop builds the ``TcpSegment`` without a struct unpack. Where the walk
+stops at an event the general walk must judge (a drop, a Wi-Fi copy, a packet without
+PktGroupId, an NDIS fragment, extended data items, damage), ``walk_buffer`` walks the rest
+of that buffer only, with the same back-to-back state, and its common events are turned
+into the compact form (``_stream``). Several streams are merged by time exactly as
+``EtlFile.events`` merges ``walk_buffer``'s lists (``merge_streams`` over lists cut at the
+same places, so events of equal timestamps get the same frame numbers); one stream is read
+in file order. ``_etlwalk.fold`` folds each list's compact items (later copies -- of
+another processor, or not back to back -- through the fold dicts ``live``/``older`` as
+everywhere) and the loop decodes what it keeps. The first event of the general form hands
+the stream to ``EtlCapture.fold_records``, which hands it back once no packet waits.
+Records, packets, frame numbers, drops, warnings and counters are those of
+``general_records`` (tests compare them).
 
 ``available()`` is False when the extension was not built (``setup.py`` marks it optional)
 or ``RSTSLEUTH_NO_CEXT`` is set; ``etl_fast`` then runs its Python loops.
@@ -32,7 +33,7 @@ from .etl import PM_DIRS
 from .etl_buffers import compiled, merge_streams
 from .etl_events import (KW_MEDIA, KW_NATIVE_80211, KW_WWAN_RAW_IP, NDIS_DIRECTIONS,
                          NDIS_GUID, NDIS_LINKTYPES, NDIS_WHOLE, PKTMON, PKTMON_GUID, SIZE_AT_4,
-                         walk_buffer, StreamState)
+                         StreamState, walk_buffer)
 
 _walk = compiled("walk")
 _fold = compiled("fold")
