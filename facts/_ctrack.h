@@ -5,7 +5,10 @@
  * _ctrack_pyin.c     the Python classes (setup) and reading decoded Python packets
  * _ctrack_decode.c   inline Ethernet/SLL/SLL2 + IPv4/IPv6 + TCP decode of one frame
  * _ctrack_pcap.c     the classic-pcap record walk (track_pcap)
- * _ctrack_pyout.c    Python twins of the state (Tracker, Conn, Half, RstRecord, TcpSegment)
+ * _ctrack_pyout.c    Python twins of the state (Conn, Half, RstRecord, SynInfo, TcpSegment)
+ * _ctrack_pytracker.c  the facts.tracker.Tracker holding them
+ * _ctrack_models.c   the Connection / Endpoint / RstEvent models, made like fastmodel.construct
+ * _ctrack_baseline.c host TTL baselines, RSTs by connection, address strings, TTL histograms
  * _ctrack_facts.c    the Connection / RstEvent facts of facts.rst, straight from the state
  * _ctrack_module.c   the State object, track_objects and the module
  *
@@ -233,6 +236,42 @@ typedef struct {
     int started;
 } F;
 
+/* -- building the facts ------------------------------------------------------------------ */
+enum { M_CONN, M_EP, M_RST, NMODELS };   /* the models, and their numbers of fields */
+enum { N_CONN = 31, N_EP = 2, N_RST = 76 };
+/* Interned strings the facts take their values from (STR[K_...]) */
+enum { K_CONNECTION, K_RST, K_FLAG_RST, K_FLAG_RSTACK, K_HS_NONE, K_HS_SYN, K_HS_SYNACK,
+       K_HS_COMPLETE, K_OPEN, K_FIN, K_FIN_RST, K_EXACT, K_IN_WINDOW, K_OUTSIDE, K_UNKNOWN,
+       K_BEHIND, K_AHEAD, K_NONE, K_HOST, NSTR };
+extern PyObject *STR[NSTR];
+
+static inline PyObject *py_str(int k) { Py_INCREF(STR[k]); return STR[k]; }
+static inline PyObject *py_int(int64_t v) { return PyLong_FromLongLong(v); }
+static inline PyObject *py_bool(int v) { return PyBool_FromLong(v); }
+static inline PyObject *py_float(double v) { return PyFloat_FromDouble(v); }
+static inline PyObject *optb(int has, int v) { return has ? PyBool_FromLong(v) : none(); }
+static inline PyObject *ref(PyObject *o) { Py_INCREF(o); return o; }
+
+/* serial_diff: a - b in 32-bit sequence space, signed */
+static inline int64_t sdiff(int64_t a, int64_t b)
+{
+    int64_t d = (a - b) & M32;
+    return d >= HALF32 ? d - 0x100000000LL : d;
+}
+
+/* facts.models.initial_ttl */
+static inline int initial_ttl(int v)
+{
+    return v <= 32 ? 32 : v <= 64 ? 64 : v <= 128 ? 128 : 255;
+}
+
+static inline void addr_key(Key *k, const uint8_t *a, int alen)
+{
+    memset(k, 0, sizeof *k);
+    ((uint8_t *)k->w)[0] = (uint8_t)alen;
+    memcpy((uint8_t *)k->w + 1, a, alen);
+}
+
 /* A tracker's state after the pass, as a Python object: Tracker objects or facts from it. */
 typedef struct {
     PyObject_HEAD
@@ -262,14 +301,37 @@ int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssiz
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen);
 /* _ctrack_pcap.c */
 PyObject *track_pcap(PyObject *self, PyObject *args);
+
+/* What the build shares: one bytes object per address (servers repeat), one TcpSegment per
+ * frame (the Python tracker's references point at one object per packet too). */
+typedef struct {
+    Map addr_map, seg_map;
+    PyObject **objs;   /* owned: addresses and segments */
+    int64_t nobj, capobj;
+} B;
+
 /* _ctrack_pyout.c */
+int b_init(B *b);
+void b_free(B *b);
+PyObject *conn_obj(B *b, T *t, int64_t i, PyObject **addrs);
+PyObject *rec_obj(B *b, Rec *r, int64_t i, PyObject *conn);
+/* _ctrack_pytracker.c */
 PyObject *build_tracker(T *t);
-/* _ctrack_facts.c */
+/* _ctrack_models.c */
 int facts_setup(PyObject *classes);
 PyObject *fact_fields(PyObject *self, PyObject *unused);
+PyObject *model(int m, PyObject **v, int n);
+PyObject *fact_id(char c, int64_t n);
+/* _ctrack_baseline.c */
 int facts_start(State *s, PyObject *capture);
-PyObject *facts_next(State *s);
 void facts_free(F *f);
+PyObject *addr_name(F *f, const uint8_t *a, int alen);
+int64_t ttl0_count(const Half *h);
+PyObject *ttl_hist(const Half *h);
+int half_most_common(const Half *h);
+PyObject *ttl_values(const Half *h);
+/* _ctrack_facts.c */
+PyObject *facts_next(State *s);
 /* _ctrack_module.c */
 PyObject *new_state(T *t);
 

@@ -1,0 +1,144 @@
+/* The pydantic models of the compiled facts, made as facts.fastmodel.construct makes them when
+ * every field is given: object.__new__(cls), then __dict__ (the values in declaration order),
+ * a fresh __pydantic_fields_set__ of every field, no extra, no private. Nothing is validated,
+ * as with construct; the field names here are checked against the models at import
+ * (facts.ctrack), and the tests compare every fact with the Python pass's, dump and JSON. */
+#include "_ctrack.h"
+
+static const char *CONN_FIELDS[] = {"kind", "id", "capture", "ip_version", "client", "server",
+    "roles_inferred", "start", "end", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c",
+    "handshake", "syn_time", "synack_time", "client_isn", "server_isn", "close", "fin_by",
+    "rst_count", "largest_idle_gap_s", "largest_idle_gap_at", "client_ttls", "server_ttls",
+    "client_ttl_changes", "server_ttl_changes", "largest_segment", "fragments_seen",
+    "icmp_too_big_seen", "path_mtu", NULL};
+static const char *EP_FIELDS[] = {"ip", "port", NULL};
+static const char *RST_FIELDS[] = {"kind", "id", "capture", "frame", "connection_id",
+    "connection", "claimed_sender", "time", "flags", "seq", "ack", "ip_version",
+    "reserved_bits_set", "rst_payload_len", "ttl", "initial_ttl", "ttl_decrements",
+    "tracert_hop", "baseline_ttl_conn", "baseline_ttl_conn_values", "baseline_ttl_host",
+    "baseline_initial_ttl", "baseline_decrements", "baseline_source", "ttl_delta",
+    "ttl_matches_baseline", "initial_ttl_differs", "baseline_ttl_varies", "ip_id", "ip_id_gap",
+    "ip_id_in_sequence", "ip_id_equals_other_last", "ip_id_zero", "ip_id_equals_syn", "window",
+    "window_equals_other_last", "seq_position", "seq_offset", "ack_position", "ack_offset",
+    "rsts_in_connection", "rst_index_in_connection", "rst_seq_differ", "rst_ack_differ",
+    "rst_seq_change", "data_after_rst", "data_after_rst_s", "rst_behind_data",
+    "rst_both_directions", "since_syn_s", "since_start_s", "handshake_completed", "syn_seen",
+    "synack_seen", "rst_answers_syn", "rst_answers_synack", "synack_after_rst", "idle_before_s",
+    "idle_sender_s", "idle_before_trigger_s", "idle_silence_s", "earlier_gap_max_s",
+    "idle_silence_ratio", "packets_before", "bytes_c2s_before", "bytes_s2c_before",
+    "payload_bytes_before", "trigger_delta_s", "trigger_len", "trigger_excerpt", "trigger_frame",
+    "largest_segment_before", "fragments_seen", "icmp_too_big_seen", "path_mtu",
+    "challenge_ack_seen", NULL};
+static const char **FIELDS[NMODELS] = {CONN_FIELDS, EP_FIELDS, RST_FIELDS};
+static const char *MODEL_NAMES[NMODELS] = {"Connection", "Endpoint", "RstEvent"};
+
+static const char *STR_TEXT[NSTR] = {"connection", "rst", "RST", "RST+ACK", "none", "syn",
+    "syn_synack", "complete", "open", "fin", "fin_rst", "exact", "in_window", "outside",
+    "unknown", "behind", "ahead", "none", "host"};
+
+static PyObject *MCLS[NMODELS], *MKEYS[NMODELS], *MTEMPLATE[NMODELS], *MNAMESET[NMODELS];
+PyObject *STR[NSTR];
+static PyObject *A_DICT, *A_FSET, *A_EXTRA, *A_PRIV;
+
+static PyObject *names_tuple(const char **names)
+{
+    Py_ssize_t n = 0;
+    while (names[n])
+        n++;
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++) {
+        PyObject *s = PyUnicode_InternFromString(names[i]);
+        if (!s) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+PyObject *fact_fields(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(NNN)", names_tuple(CONN_FIELDS), names_tuple(EP_FIELDS),
+                         names_tuple(RST_FIELDS));
+}
+
+int facts_setup(PyObject *classes)
+{
+    for (int m = 0; m < NMODELS; m++) {
+        PyObject *cls = PyDict_GetItemString(classes, MODEL_NAMES[m]);
+        if (!cls || !PyType_Check(cls)) {
+            PyErr_Format(PyExc_TypeError, "setup: class %s missing", MODEL_NAMES[m]);
+            return -1;
+        }
+        PyObject *keys = names_tuple(FIELDS[m]), *tmpl = PyDict_New(), *set = NULL;
+        for (Py_ssize_t i = 0; keys && tmpl && i < PyTuple_GET_SIZE(keys); i++)
+            if (PyDict_SetItem(tmpl, PyTuple_GET_ITEM(keys, i), Py_None) < 0)
+                Py_CLEAR(tmpl);
+        if (keys && tmpl)
+            set = PyFrozenSet_New(keys);
+        if (!set) {
+            Py_XDECREF(keys);
+            Py_XDECREF(tmpl);
+            return -1;
+        }
+        Py_INCREF(cls);
+        Py_XSETREF(MCLS[m], cls);
+        Py_XSETREF(MKEYS[m], keys);
+        Py_XSETREF(MTEMPLATE[m], tmpl);
+        Py_XSETREF(MNAMESET[m], set);
+    }
+    for (int i = 0; i < NSTR; i++)
+        if (!STR[i] && !(STR[i] = PyUnicode_InternFromString(STR_TEXT[i])))
+            return -1;
+    if (!A_DICT && !(A_DICT = PyUnicode_InternFromString("__dict__")))
+        return -1;
+    if (!A_FSET && !(A_FSET = PyUnicode_InternFromString("__pydantic_fields_set__")))
+        return -1;
+    if (!A_EXTRA && !(A_EXTRA = PyUnicode_InternFromString("__pydantic_extra__")))
+        return -1;
+    if (!A_PRIV && !(A_PRIV = PyUnicode_InternFromString("__pydantic_private__")))
+        return -1;
+    return 0;
+}
+
+/* A model of kind m from its field values in declaration order; steals every v[i] (NULL: an
+ * error is set). What fastmodel.construct(cls, **all_fields) builds. */
+PyObject *model(int m, PyObject **v, int n)
+{
+    PyObject *keys = MKEYS[m], *d = NULL, *o = NULL, *fs = NULL;
+    int ok = n == PyTuple_GET_SIZE(keys);
+    if (!ok)
+        PyErr_Format(PyExc_SystemError, "%s: %d values", MODEL_NAMES[m], n);
+    for (int i = 0; i < n; i++)
+        ok = ok && v[i];
+    if (ok)
+        d = PyDict_Copy(MTEMPLATE[m]);   /* same keys, same order: no resizing */
+    for (int i = 0; i < n; i++) {
+        if (d && PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), v[i]) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(v[i]);
+    }
+    if (!d)
+        return NULL;
+    o = PyBaseObject_Type.tp_new((PyTypeObject *)MCLS[m], EMPTY, NULL);
+    fs = o ? PySet_New(MNAMESET[m]) : NULL;
+    if (!fs || PyObject_GenericSetAttr(o, A_DICT, d) < 0
+        || PyObject_GenericSetAttr(o, A_FSET, fs) < 0
+        || PyObject_GenericSetAttr(o, A_EXTRA, Py_None) < 0
+        || PyObject_GenericSetAttr(o, A_PRIV, Py_None) < 0)
+        Py_CLEAR(o);
+    Py_XDECREF(fs);
+    Py_DECREF(d);
+    return o;
+}
+
+PyObject *fact_id(char c, int64_t n)
+{
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%c%lld", c, (long long)n);
+    return PyUnicode_FromStringAndSize(buf, len);
+}
+
