@@ -494,9 +494,12 @@ static PyObject *merger_next(Merger *m)
         if (events == NULL) {
             if (PyErr_Occurred())
                 return NULL;
-            Py_DECREF(f->it);
+            /* out of the array before the last reference goes: finishing the stream runs
+             * Python code, and a collection may then traverse this merger */
+            PyObject *it = f->it;
             m->nfronts--;
             memmove(f, f + 1, (size_t)(m->nfronts - lag) * sizeof(Front));
+            Py_DECREF(it);
         }
         else {
             int rc = merger_load(m, f, events);
