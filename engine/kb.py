@@ -50,11 +50,20 @@ class KnowledgeBase:
     reference: ReferenceTables = field(default_factory=ReferenceTables)
     warnings: list[Problem] = field(default_factory=list)
 
+    # rule id -> position in ``rules``; rebuilt whenever it does not match the list (the
+    # list may be edited while a KB is loaded or in tests)
+    _rule_at: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
     def rule(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
+        """The rule with this id (HOW trees look up every rule they show)."""
+        rules = self.rules
+        i = self._rule_at.get(rule_id)
+        if i is None or i >= len(rules) or rules[i].id != rule_id:
+            self._rule_at = {r.id: n for n, r in enumerate(rules)}
+            i = self._rule_at.get(rule_id)
+            if i is None:
+                raise KeyError(rule_id)
+        return rules[i]
 
     def rules_concluding(self, conclusion_id: str) -> list[Rule]:
         return [r for r in self.rules if r.conclude.id == conclusion_id]
