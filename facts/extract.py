@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from pydantic import BaseModel
 
 from . import ctrack
-from .capture import open_capture
+from .capture import Capture, open_capture
 from .decode import iter_packets
 from .models import CaptureInfo, Connection, RstEvent
 from .rst import iter_built
@@ -49,10 +49,14 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def _run(capture, progress: Optional[Progress]) -> tuple[CaptureInfo, Union[Tracker, Any]]:
+def _run(capture, progress: Optional[Progress], state: Any = None
+         ) -> tuple[CaptureInfo, Union[Tracker, Any]]:
     """The pass: a Tracker (Python pass), or the compiled tracker's State when the compiled
-    facts can be built from it (else the Tracker made from that State)."""
-    if ctrack.usable(capture):
+    facts can be built from it (else the Tracker made from that State). ``state``: the pass
+    already made (``facts.prefetch`` reads before this module's imports)."""
+    if state is not None:
+        pass
+    elif ctrack.usable(capture):
         # Compiled read+track pass: no Python object per packet.
         state = ctrack.read_pcap(capture, progress)
     elif ctrack.available():
@@ -101,11 +105,14 @@ def _track(capture, progress: Optional[Progress]) -> Tracker:
     return tracker
 
 
-def extract(path, *, progress: Optional[Progress] = None) -> Extraction:
-    """Read ``path`` once and return its facts. Raises CaptureError when the file cannot be
-    read at all; problems after a good start land in ``capture.warnings``."""
+def extract(path, *, progress: Optional[Progress] = None, read: Any = None) -> Extraction:
+    """Read ``path`` (a file name, or a capture ``open_capture`` returned) once and return
+    its facts. ``read``: the compiled pass over that capture, when already done
+    (``ctrack.read_pcap``). Raises CaptureError when the file cannot be read at all; problems
+    after a good start land in ``capture.warnings``."""
     with _no_cyclic_gc():
-        info, state = _run(open_capture(path), progress)
+        capture = path if isinstance(path, Capture) else open_capture(path)
+        info, state = _run(capture, progress, read)
         # facts.rst.build_facts's order: connections by first packet, RSTs by frame
         connections: list[Connection] = []
         rsts: list[RstEvent] = []

@@ -1,17 +1,18 @@
 """Read captures on a background thread while the caller does something else.
 
-``rstsleuth analyze`` must load and compile the knowledge base (imports, YAML, the durable
-ruleset: about half a second) before it can reason; the compiled pcap reader releases the GIL
-while it walks the file, so on a machine with two CPUs the two overlap instead of adding up.
-Errors (a CaptureError for an unreadable file) are raised by :meth:`Prefetch.result`, in the
-caller's thread, exactly as ``extract`` would have raised them.
+``rstsleuth analyze`` must import the engine and load the knowledge base (about half a second)
+before it can reason; the compiled pcap reader releases the GIL while it walks the file, so on
+a machine with two CPUs the two overlap instead of adding up. The thread starts that walk
+before importing anything heavy (pydantic, the fact models): only the capture readers and the
+compiled tracker. Errors (a CaptureError for an unreadable file) are raised by
+:meth:`Prefetch.result`, in the caller's thread, exactly as ``extract`` would have raised them.
 """
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import Any, Callable, Optional
 
-from .extract import Extraction, Progress, extract
+Progress = Callable[[int, int], None]
 
 
 class Prefetch:
@@ -21,20 +22,26 @@ class Prefetch:
     def __init__(self, paths: list[str], progress: Optional[Progress] = None):
         self._paths = list(paths)
         self._progress = progress
-        self._done: list[Extraction] = []
+        self._done: list[Any] = []
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="rstsleuth-read", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
+            from . import ctrack
+            from .capture import open_capture
             for path in self._paths:
-                self._done.append(extract(path, progress=self._progress))
+                capture = open_capture(path)
+                read = ctrack.read_pcap(capture, self._progress) if ctrack.usable(capture) else None
+                from .extract import extract  # pydantic and the models: the GIL is needed now
+                self._done.append(extract(capture, progress=self._progress, read=read))
         except BaseException as exc:  # handed to the caller's thread by result()
             self._error = exc
 
-    def result(self) -> list[Extraction]:
-        """The extractions, one per path; re-raises the reader's error."""
+    def result(self) -> list:
+        """The extractions (facts.extract.Extraction), one per path; re-raises the reader's
+        error."""
         self._thread.join()
         if self._error is not None:
             raise self._error
