@@ -57,15 +57,35 @@ static PyObject *tcp_fields(const unsigned char *b, Py_ssize_t start, Py_ssize_t
         Py_RETURN_NONE;
     Py_ssize_t doff = (off_res >> 4) << 2, plen = (Py_ssize_t)totlen - 20 - doff;
     Py_ssize_t data_start = start + 34 + doff, ip_end = start + 14 + totlen;
-    PyObject *t = Py_BuildValue("(y#y#IIIIkkIIIn" "nnO)", (const char *)f + 26, (Py_ssize_t)4,
-                                (const char *)f + 30, (Py_ssize_t)4, be16(f + 34), be16(f + 36),
-                                (unsigned)f[22], be16(f + 18), be32(f + 38), be32(f + 42),
-                                (unsigned)f[47], off_res & 0x0Fu, be16(f + 48),
-                                plen > 0 ? plen : 0, data_start, ip_end <= end ? ip_end : end,
-                                ip_end <= end ? Py_False : Py_True);
-    if (t != NULL)
-        PyObject_GC_UnTrack(t);     /* ints, bytes and bools: see append_item */
+    /* Built item by item: Py_BuildValue's format parsing cost as much as the struct
+     * unpack this replaces. */
+    PyObject *t = PyTuple_New(15);
+    if (t == NULL)
+        return NULL;
+    PyObject *x;
+#define SET(i, value) \
+    do { if ((x = (value)) == NULL) goto fail; PyTuple_SET_ITEM(t, i, x); } while (0)
+    SET(0, PyBytes_FromStringAndSize((const char *)f + 26, 4));
+    SET(1, PyBytes_FromStringAndSize((const char *)f + 30, 4));
+    SET(2, PyLong_FromLong((long)be16(f + 34)));
+    SET(3, PyLong_FromLong((long)be16(f + 36)));
+    SET(4, PyLong_FromLong((long)f[22]));
+    SET(5, PyLong_FromLong((long)be16(f + 18)));
+    SET(6, PyLong_FromUnsignedLong(be32(f + 38)));
+    SET(7, PyLong_FromUnsignedLong(be32(f + 42)));
+    SET(8, PyLong_FromLong((long)f[47]));
+    SET(9, PyLong_FromLong((long)(off_res & 0x0F)));
+    SET(10, PyLong_FromLong((long)be16(f + 48)));
+    SET(11, PyLong_FromSsize_t(plen > 0 ? plen : 0));
+    SET(12, PyLong_FromSsize_t(data_start));
+    SET(13, PyLong_FromSsize_t(ip_end <= end ? ip_end : end));
+    SET(14, PyBool_FromLong(ip_end > end));
+#undef SET
+    PyObject_GC_UnTrack(t);         /* ints, bytes and bools: see append_item */
     return t;
+fail:
+    Py_DECREF(t);                   /* unset slots are NULL: tuple dealloc skips them */
+    return NULL;
 }
 
 /* etl_fast._other_record: caller guarantees p >= 0 and p + 8 <= n. */
@@ -650,9 +670,13 @@ static int item_app(PyObject *e, long *app)
 
 static PyObject *remembered(PyObject *app, PyObject *frame, PyObject *direction)
 {
-    PyObject *t = PyTuple_Pack(3, app, frame, direction);
-    if (t != NULL)
+    PyObject *t = PyTuple_New(3);
+    if (t != NULL) {
+        PyTuple_SET_ITEM(t, 0, Py_NewRef(app));
+        PyTuple_SET_ITEM(t, 1, Py_NewRef(frame));
+        PyTuple_SET_ITEM(t, 2, Py_NewRef(direction));
         PyObject_GC_UnTrack(t);     /* scalars only: see append_item */
+    }
     return t;
 }
 
