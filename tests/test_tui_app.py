@@ -227,8 +227,12 @@ def test_reload_broken_kb_keeps_the_old_one_then_a_fix_takes_effect(tmp_path):
         firewall.write_text(good.replace("Firewall idle (connection) timeout",
                                          "Firewall idle timeout (edited)", 1), encoding="utf-8")
         app.watch_kb = True
+        old_report = app.session.report
         app._poll_kb()
+        assert app.session.kb is not old_kb  # loaded at once; the analysis runs on a worker
+        await app.workers.wait_for_complete()
         await pilot.pause()
+        assert app.session.report is not old_report
         assert app.session.kb is not old_kb and not app.session.problems
         assert app.session.kb.conclusions["firewall.idle_timeout"].title.en == \
             "Firewall idle timeout (edited)"
@@ -237,6 +241,38 @@ def test_reload_broken_kb_keeps_the_old_one_then_a_fix_takes_effect(tmp_path):
         assert "no errors" in text_of(app.screen.query_one("#kb-problems"))
         labels = tree_labels(app.screen.query_one("#kb-tree", Tree))
         assert any("Firewall idle timeout (edited)" in label for label in labels)
+    run(app, scenario)
+
+
+def test_reload_analyses_off_the_ui_thread_and_keeps_the_newest(tmp_path):
+    """The re-analysis after a reload runs on a worker thread with its own Reasoner, and a
+    result for a KB that was replaced meanwhile is dropped."""
+    import threading
+
+    kb_dir = tmp_path / "knowledge"
+    shutil.copytree(shipped_kb().path, kb_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    app = make_app(kb_path=kb_dir)
+    seen = []
+
+    async def scenario(app, pilot):
+        real = app.session.analysis
+
+        def recording(kb, reasoner, lang="en", progress=None):
+            seen.append((threading.current_thread() is threading.main_thread(),
+                         reasoner is app.session.reasoner))
+            return real(kb, reasoner, lang, progress)
+
+        app.session.analysis = recording
+        before = app.session.report
+        assert app.reload_kb()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert seen == [(False, False)]
+        assert app.session.report is not before and app.session.report.resets
+        # a result computed for an older KB does not replace the current report
+        current = app.session.report
+        app._show_reanalysed(object(), before, {})
+        assert app.session.report is current
     run(app, scenario)
 
 

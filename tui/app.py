@@ -2,10 +2,12 @@
 
 ``Session`` holds what the screens share (the KB and its Reasoner, the report and every
 reset's evidence); the app owns navigation, the language, the KB reload (a reload that fails
-keeps the previous KB in use) and the KB file watcher.
+keeps the previous KB in use; one that loads re-analyses the captures on a worker thread) and
+the KB file watcher.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -54,12 +56,18 @@ class Session:
     def analyze(self, lang: str = "en", progress=None) -> None:
         if not self.capture:
             return
+        self.set_report(*self.analysis(self.kb, self.reasoner, lang, progress))
+
+    def analysis(self, kb: KnowledgeBase, reasoner: Reasoner, lang: str = "en", progress=None
+                 ) -> tuple[Report, dict[str, dict[str, Any]]]:
+        """The report over the session's captures with this KB, and each reset's evidence;
+        changes nothing (the TUI runs it off the UI thread after a KB reload)."""
         from engine.analysis import analyze
         evidence: dict[str, dict[str, Any]] = {}
-        report = analyze(self.capture, self.peer, tracert=self.tracert, kb=self.kb,
-                         reasoner=self.reasoner, lang=lang, progress=progress,
+        report = analyze(self.capture, self.peer, tracert=self.tracert, kb=kb,
+                         reasoner=reasoner, lang=lang, progress=progress,
                          evidence_out=evidence)
-        self.set_report(report, evidence)
+        return report, evidence
 
     def reset(self, reset_id: Optional[str]) -> Optional[ResetOut]:
         return self.by_id.get(reset_id or "")
@@ -226,17 +234,39 @@ class RstSleuthApp(App):
         self.reload_kb()
 
     def reload_kb(self) -> bool:
+        """Load the KB again; when it loads, analyse the captures again with it on a worker
+        thread (a large capture takes seconds) and show the new report when that is done."""
         ok = self.session.reload_kb()
         if ok:
-            try:
-                self.session.analyze(self.lang)
-            except UserError as exc:  # e.g. the capture was moved meanwhile: keep the old report
-                self.notify(str(exc), severity="error")
-            self.notify(self.t("kb_reloaded", rules=len(self.session.kb.rules)))
+            if self.session.capture:
+                self.run_worker(partial(self._reanalyse, self.session.kb, self.lang),
+                                thread=True, exclusive=True, group="reanalyse",
+                                exit_on_error=False)
+            else:
+                self.notify(self.t("kb_reloaded", rules=len(self.session.kb.rules)))
         else:
             self.notify(self.t("kb_errors", n=len(self.session.problems)), severity="error")
         self.kb_version += 1
         return ok
+
+    def _reanalyse(self, kb: KnowledgeBase, lang: str) -> None:
+        """Worker thread. Its own Reasoner: the UI thread keeps reasoning (why-not, what-if)
+        with the session's, and a durable ruleset is used from one thread at a time."""
+        try:
+            with Reasoner(kb) as reasoner:
+                report, evidence = self.session.analysis(kb, reasoner, lang)
+        except UserError as exc:  # e.g. the capture was moved meanwhile: keep the old report
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self._show_reanalysed, kb, report, evidence)
+
+    def _show_reanalysed(self, kb: KnowledgeBase, report: Report,
+                         evidence: dict[str, dict[str, Any]]) -> None:
+        if self.session.kb is not kb:  # a newer reload is on its way
+            return
+        self.session.set_report(report, evidence)
+        self.notify(self.t("kb_reloaded", rules=len(kb.rules)))
+        self.kb_version += 1
 
     def _poll_kb(self) -> None:
         if self.watch_kb and self.session.kb_mtimes() != self.session.mtimes:
