@@ -17,10 +17,12 @@
  * in place (IPv4 without options, not fragmented, a whole TCP header) has in tcp what
  * that needs: (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, window,
  * payload_len, payload_start, payload_end, truncated); else tcp is None. max_items > 0:
- * the walk also stops once it returns that many items, p then the next record (readers
- * merging several streams walk a buffer in pieces, each just before it is merged). p is -1 at the
- * end of the body, else the offset of the event the general walk must judge. last_group
- * is None until a pktmon packet was passed.
+ * the walk also stops once it returns that many items, p then the next record (the reader
+ * walks a buffer in pieces, each just before it uses them). p is -1 at the end of the
+ * body, else the offset of the event the general walk must judge. last_group is None
+ * until a pktmon packet was passed.
+ *
+ * merge(streams) and fold(...) are described where they are defined.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
