@@ -39,7 +39,7 @@ def _py_tcp(body, start, end):
     doff = (off_res >> 4) << 2
     ip_end = start + 14 + totlen
     return (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, off_res & 0x0F, win,
-            max(totlen - 20 - doff, 0), start + 34 + doff, min(ip_end, end), ip_end > end)
+            max(totlen - 20 - doff, 0), body[start + 34 + doff:min(ip_end, end)], ip_end > end)
 
 
 def _py_walk(body, p, last_group, last_number, last_app):
@@ -424,11 +424,11 @@ def test_c_tcp_fields_build_what_fast_segment_builds(tmp_path):
                 assert tcp is None
                 continue
             (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, win, plen,
-             pstart, pend, truncated) = tcp
+             payload, truncated) = tcp
             got = dict(frame=7, ts=1.5, ipv=4, src=src, dst=dst, sport=sport, dport=dport,
                        ttl=ttl, ip_id=ip_id, seq=seq, ack=ack, flags=flags, reserved=reserved,
                        window=win, fragmented=False, direction="in", payload_len=plen,
-                       truncated=truncated, payload=body[pstart:pend])
+                       truncated=truncated, payload=payload)
             assert got == {name: getattr(want, name) for name in got}
             checked += 1
     assert checked > 30

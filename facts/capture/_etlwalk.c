@@ -16,7 +16,9 @@
  * app and orig 0). With tcp true, an Ethernet frame that fastpcap.fast_segment decodes
  * in place (IPv4 without options, not fragmented, a whole TCP header) has in tcp what
  * that needs: (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, window,
- * payload_len, payload_start, payload_end, truncated); else tcp is None. max_items > 0:
+ * payload_len, payload, truncated) -- the payload copied here, while the walk has the
+ * frame in the CPU caches, not later from a buffer they have long dropped (with several
+ * streams merged: 1.27x -> 1.15x pcap) -- else tcp is None. max_items > 0:
  * the walk also stops once it returns that many items, p then the next record (the reader
  * walks a buffer in pieces, each just before it uses them). p is -1 at the end of the
  * body, else the offset of the event the general walk must judge. last_group is None
@@ -61,7 +63,7 @@ static PyObject *tcp_fields(const unsigned char *b, Py_ssize_t start, Py_ssize_t
     Py_ssize_t data_start = start + 34 + doff, ip_end = start + 14 + totlen;
     /* Built item by item: Py_BuildValue's format parsing cost as much as the struct
      * unpack this replaces. */
-    PyObject *t = PyTuple_New(15);
+    PyObject *t = PyTuple_New(14);
     if (t == NULL)
         return NULL;
     PyObject *x;
@@ -79,9 +81,10 @@ static PyObject *tcp_fields(const unsigned char *b, Py_ssize_t start, Py_ssize_t
     SET(9, PyLong_FromLong((long)(off_res & 0x0F)));
     SET(10, PyLong_FromLong((long)be16(f + 48)));
     SET(11, PyLong_FromSsize_t(plen > 0 ? plen : 0));
-    SET(12, PyLong_FromSsize_t(data_start));
-    SET(13, PyLong_FromSsize_t(ip_end <= end ? ip_end : end));
-    SET(14, PyBool_FromLong(ip_end > end));
+    Py_ssize_t pend = ip_end <= end ? ip_end : end;
+    SET(12, PyBytes_FromStringAndSize((const char *)b + data_start,
+                                      pend > data_start ? pend - data_start : 0));
+    SET(13, PyBool_FromLong(ip_end > end));
 #undef SET
     PyObject_GC_UnTrack(t);         /* ints, bytes and bools: see append_item */
     return t;

@@ -5,12 +5,12 @@ Per processor stream, each buffer is walked by ``_etlwalk.walk``, a piece of
 ``MERGE_PIECE`` items at a time, each just before it is used. The walk steps over the
 records the loop never reads and over pktmon back-to-back copies and hands back compact
 items ``(ts, key, app, code, dir, orig, start, end, body, tcp)``: key None for a whole NDIS
-packet; ``tcp`` the header fields of a frame ``fastpcap.fast_segment`` would decode, read
-in C, so that the loop builds the ``TcpSegment`` without a struct unpack. Where the walk
-stops at an event the general walk must judge (a drop, a Wi-Fi copy, a packet without
-PktGroupId, an NDIS fragment, extended data items, damage), ``walk_buffer`` walks the rest
-of that buffer only, with the same back-to-back state, and its common events are turned
-into the compact form (``_stream``). Several streams are merged by time exactly as
+packet; ``tcp`` the header fields and payload of a frame ``fastpcap.fast_segment``
+would decode, read in C, so that the loop builds the ``TcpSegment`` without a struct
+unpack. Where the walk stops at an event the general walk must judge (a drop, a Wi-Fi
+copy, a packet without PktGroupId, an NDIS fragment, extended data items, damage),
+``walk_buffer`` walks the rest of that buffer only, with the same back-to-back state, and
+its common events are turned into the compact form (``_stream``). Several streams are merged by time exactly as
 ``EtlFile.events`` merges ``walk_buffer``'s lists (``merge_streams`` over lists cut at the
 same places, so events of equal timestamps get the same frame numbers); one stream is read
 in file order. ``_etlwalk.fold`` folds each list's compact items (later copies -- of
@@ -218,7 +218,7 @@ def fused_c(cap, records, decoded, count_events):
                 if tcp is not None:
                     # fastpcap.fast_segment, with the header fields read by the C walk.
                     (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, reserved, win, plen,
-                     pstart, pend, truncated) = tcp
+                     payload, truncated) = tcp
                     seg = new(Seg)
                     seg.frame = frame
                     seg.ts = tsf
@@ -238,7 +238,7 @@ def fused_c(cap, records, decoded, count_events):
                     seg.direction = direction
                     seg.payload_len = plen
                     seg.truncated = truncated
-                    seg.payload = body[pstart:pend]
+                    seg.payload = payload
                     yield seg
                     continue
                 pkt = decode(lt, body[start:end], frame, tsf, orig, direction)
