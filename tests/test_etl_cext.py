@@ -432,3 +432,20 @@ def test_c_tcp_fields_build_what_fast_segment_builds(tmp_path):
             assert got == {name: getattr(want, name) for name in got}
             checked += 1
     assert checked > 30
+
+
+@needs_cext
+def test_c_walk_frame_bytes_for_records(tmp_path):
+    """extra 2 (reading records): every item carries its frame's bytes, body[start:end];
+    extra 0: None; the items otherwise alike."""
+    walk = etl_fastc._walk
+    checked = 0
+    for body in [b for path in _sources(tmp_path) for b in _bodies(path)]:
+        state = (None, 0, 0, PKTMON_GUID, NDIS_GUID, etl_fastc.SIZE_AT_4_TABLE)
+        plain, *rest = walk(body, 0, *state, 0)
+        framed, *rest2 = walk(body, 0, *state, 2)
+        assert rest == rest2 and [it[:9] for it in plain] == [it[:9] for it in framed]
+        assert all(it[9] is None for it in plain)
+        assert all(it[9] == body[it[6]:it[7]] for it in framed)
+        checked += len(framed)
+    assert checked > 30

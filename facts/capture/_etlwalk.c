@@ -5,20 +5,21 @@
  * random and damaged bytes). Every read is bounds-checked.
  *
  * walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4
- *      [, tcp[, max_items]])
+ *      [, extra[, max_items]])
  *   -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)
  * One decompressed buffer body from offset p: steps over records the reader never reads
  * and over pktmon back-to-back copies (same PktGroupId/PktNumber as the packet just passed,
  * higher AppearanceCount), as etl_fast._fused and etl_fast._other_record do, and returns
- * the events left: items (ts, key, app, code, dir, orig, start, end, body, tcp); key is
+ * the events left: items (ts, key, app, code, dir, orig, start, end, body, extra); key is
  * PktGroupId << 16 | PktNumber for pktmon (code: link type 1 or 101, dir: DirTag & 7) and
  * None for a whole NDIS packet (code: keyword & media bits, dir: keyword bits 32-33,
- * app and orig 0). With tcp true, an Ethernet frame that fastpcap.fast_segment decodes
- * in place (IPv4 without options, not fragmented, a whole TCP header) has in tcp what
- * that needs: (src, dst, sport, dport, ttl, ip_id, seq, ack, flags, reserved, window,
- * payload_len, payload, truncated) -- the payload copied here, while the walk has the
- * frame in the CPU caches, not later from a buffer they have long dropped (with several
- * streams merged: 1.27x -> 1.15x pcap) -- else tcp is None. max_items > 0:
+ * app and orig 0). extra is None, except: with extra 1, an Ethernet frame that
+ * fastpcap.fast_segment decodes in place (IPv4 without options, not fragmented, a whole
+ * TCP header) has there what that needs: (src, dst, sport, dport, ttl, ip_id, seq, ack,
+ * flags, reserved, window, payload_len, payload, truncated); with extra 2 every item has
+ * its frame's bytes, body[start:end]. Copied here, while the walk has the frame in the
+ * CPU caches, not later from a buffer they have long dropped (with several streams
+ * merged, pktmon 3 copies: 1.27x -> 1.15x pcap). max_items > 0:
  * the walk also stops once it returns that many items, p then the next record (the reader
  * walks a buffer in pieces, each just before it uses them). p is -1 at the end of the
  * body, else the offset of the event the general walk must judge. last_group is None
@@ -155,25 +156,36 @@ static PyObject *make_key(uint64_t group, unsigned number)
     return key;
 }
 
+/* An item's last element (a new reference, NULL on error): see walk. */
+static PyObject *extra_of(int extra, const unsigned char *b, Py_ssize_t start, Py_ssize_t end,
+                          int ethernet)
+{
+    if (extra == 1 && ethernet)
+        return tcp_fields(b, start, end);
+    if (extra == 2)
+        return PyBytes_FromStringAndSize((const char *)b + start, end - start);
+    Py_RETURN_NONE;
+}
+
 static int append_item(PyObject *items, long long ts, PyObject *key, unsigned app,
                        unsigned long long code, unsigned dir, unsigned orig,
-                       Py_ssize_t start, Py_ssize_t end, PyObject *body, PyObject *tcp)
+                       Py_ssize_t start, Py_ssize_t end, PyObject *body, PyObject *extra)
 {
-    /* key: a new reference (stolen here) or NULL for None; body: borrowed; tcp: a new
+    /* key: a new reference (stolen here) or NULL for None; body: borrowed; extra: a new
      * reference (stolen) or NULL for None */
     PyObject *t = PyTuple_New(10);
     if (t == NULL) {
         Py_XDECREF(key);
-        Py_XDECREF(tcp);
+        Py_XDECREF(extra);
         return -1;
     }
     Py_INCREF(body);
     PyTuple_SET_ITEM(t, 8, body);
-    if (tcp == NULL) {
-        tcp = Py_None;
-        Py_INCREF(tcp);
+    if (extra == NULL) {
+        extra = Py_None;
+        Py_INCREF(extra);
     }
-    PyTuple_SET_ITEM(t, 9, tcp);
+    PyTuple_SET_ITEM(t, 9, extra);
     if (key == NULL) {
         key = Py_None;
         Py_INCREF(key);
@@ -214,10 +226,10 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t p;
     PyObject *last_group_obj, *result = NULL, *items = NULL;
     unsigned last_number, last_app;
-    int with_tcp = 0;
+    int extra = 0;
     Py_ssize_t max_items = 0;
-    if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*|pn", &body, &p, &last_group_obj, &last_number,
-                          &last_app, &pmg, &ndg, &sz4, &with_tcp, &max_items))
+    if (!PyArg_ParseTuple(args, "y*nOIIy*y*y*|in", &body, &p, &last_group_obj, &last_number,
+                          &last_app, &pmg, &ndg, &sz4, &extra, &max_items))
         return NULL;
     /* The merged (multi-stream) reader mixes items of many buffers: each carries its body. */
     PyObject *tag = body.obj;
@@ -305,12 +317,12 @@ static PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + HOT_LEN, end = start + rd16(e + 112);
             if (end > p + size)
                 end = p + size;
-            PyObject *key = make_key(group, number), *tcp = NULL;
-            if (key != NULL && with_tcp && ptype == 1 && !(tcp = tcp_fields(b, start, end)))
+            PyObject *key = make_key(group, number), *more = NULL;
+            if (key != NULL && !(more = extra_of(extra, b, start, end, ptype == 1)))
                 Py_CLEAR(key);
             if (key == NULL || append_item(items, (long long)rd64(e + 16), key, app,
                                            ptype == 1 ? 1 : 101, rd16(e + 92) & 7,
-                                           rd16(e + 110), start, end, tag, tcp) < 0)
+                                           rd16(e + 110), start, end, tag, more) < 0)
                 goto fail;
         }
         else if (memcmp(e + 24, nd_guid, 16) == 0) {
@@ -327,11 +339,11 @@ static PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + 92, end = start + rd32(e + 88);
             if (end > p + size)
                 end = p + size;
-            PyObject *tcp = NULL;
-            if (with_tcp && !(kw & 0x10200u) && !(tcp = tcp_fields(b, start, end)))
+            PyObject *more = extra_of(extra, b, start, end, !(kw & 0x10200u));
+            if (more == NULL)
                 goto fail;
             if (append_item(items, (long long)rd64(e + 16), NULL, 0, kw & 0x10200u,
-                            (unsigned)((kw >> 32) & 3), 0, start, end, tag, tcp) < 0)
+                            (unsigned)((kw >> 32) & 3), 0, start, end, tag, more) < 0)
                 goto fail;
         }
         p += step;
@@ -811,7 +823,7 @@ done:
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid, size_at_4"
-     "[, tcp[, max_items]])"
+     "[, extra[, max_items]])"
      " -> (items, p, last_group, last_number, last_app, pktmon_events, ndis_events)"},
     {"fold", fold, METH_VARARGS,
      "fold(items, i, frame, live, older, generation_start, window, dirs)"

@@ -4,21 +4,22 @@ decode, for traces with one processor stream or several.
 Per processor stream, each buffer is walked by ``_etlwalk.walk``, a piece of
 ``MERGE_PIECE`` items at a time, each just before it is used. The walk steps over the
 records the loop never reads and over pktmon back-to-back copies and hands back compact
-items ``(ts, key, app, code, dir, orig, start, end, body, tcp)``: key None for a whole NDIS
-packet; ``tcp`` the header fields and payload of a frame ``fastpcap.fast_segment``
-would decode, read in C, so that the loop builds the ``TcpSegment`` without a struct
-unpack. Where the walk stops at an event the general walk must judge (a drop, a Wi-Fi
-copy, a packet without PktGroupId, an NDIS fragment, extended data items, damage),
-``walk_buffer`` walks the rest of that buffer only, with the same back-to-back state, and
-its common events are turned into the compact form (``_stream``). Several streams are merged by time exactly as
-``EtlFile.events`` merges ``walk_buffer``'s lists (``merge_streams`` over lists cut at the
-same places, so events of equal timestamps get the same frame numbers); one stream is read
-in file order. ``_etlwalk.fold`` folds each list's compact items (later copies -- of
-another processor, or not back to back -- through the fold dicts ``live``/``older`` as
-everywhere) and the loop decodes what it keeps. The first event of the general form hands
-the stream to ``EtlCapture.fold_records``, which hands it back once no packet waits.
-Records, packets, frame numbers, drops, warnings and counters are those of
-``general_records`` (tests compare them).
+items ``(ts, key, app, code, dir, orig, start, end, body, extra)``: key None for a whole
+NDIS packet; ``extra`` what the loop needs of the frame, copied while the walk has it in
+the CPU caches: reading records, its bytes; decoding, the header fields and payload of a
+frame ``fastpcap.fast_segment`` would decode (so that the loop builds the ``TcpSegment``
+without a struct unpack). Where the walk stops at an event the general walk must judge (a
+drop, a Wi-Fi copy, a packet without PktGroupId, an NDIS fragment, extended data items,
+damage), ``walk_buffer`` walks the rest of that buffer only, with the same back-to-back
+state, and its common events are turned into the compact form (``_stream``). Several
+streams are merged by time exactly as ``EtlFile.events`` merges ``walk_buffer``'s lists
+(``merge_streams`` over lists cut at the same places, so events of equal timestamps get the
+same frame numbers); one stream is read in file order. ``_etlwalk.fold`` folds each list's
+compact items (later copies -- of another processor, or not back to back -- through the
+fold dicts ``live``/``older`` as everywhere) and the loop decodes what it keeps. The first
+event of the general form hands the stream to ``EtlCapture.fold_records``, which hands it
+back once no packet waits. Records, packets, frame numbers, drops, warnings and counters
+are those of ``general_records`` (tests compare them).
 
 ``available()`` is False when the extension was not built (``setup.py`` marks it optional)
 or ``RSTSLEUTH_NO_CEXT`` is set; ``etl_fast`` then runs its Python loops.
@@ -76,10 +77,10 @@ def _general_item(ev):
     """A merged item in ``walk_buffer``'s form, for ``fold_records``."""
     key = ev[1]
     if key is None:
-        ts, _key, _app, code, dcode, _orig, start, end, body, _tcp = ev
+        ts, _key, _app, code, dcode, _orig, start, end, body, _extra = ev
         return ts, NDIS_WHOLE, NDIS_LINKTYPES[code], body[start:end], NDIS_DIRECTIONS[dcode]
     if key > 3:
-        ts, key, app, code, dcode, orig, start, end, body, _tcp = ev
+        ts, key, app, code, dcode, orig, start, end, body, _extra = ev
         return ts, PKTMON, 160, key, app, dcode, 1 if code == 1 else 3, orig, start, end, body
     return ev
 
@@ -105,15 +106,15 @@ def _general_from(cur, merged):
         i = 0
 
 
-def _stream(etl, entries, proc, state, progress, tcp=False):
+def _stream(etl, entries, proc, state, progress, extra=0):
     """One processor's stream as lists of items, each buffer's cut into pieces of
     ``MERGE_PIECE`` items exactly as ``etl_buffers._pieces`` cuts ``walk_buffer``'s list of
     it (see the module text). The
     C walk's back-to-back state (last PktGroupId, PktNumber, AppearanceCount, None
     until a preferred copy was passed) and ``state.last`` of ``walk_buffer`` are handed
-    over to each other where one takes over from the other. ``tcp``: the C walk adds the
-    fields of the frames decoded in place (its items' last element; None in those of
-    ``walk_buffer``, which the loop decodes with ``decode``)."""
+    over to each other where one takes over from the other. ``extra``: what the C walk
+    puts last in its items (see _etlwalk.walk; None in those of ``walk_buffer``: the loop
+    then slices and decodes the body itself)."""
     walk = _walk
     pktmon_guid, ndis_guid, size_at_4 = PKTMON_GUID, NDIS_GUID, SIZE_AT_4_TABLE
     piece = etl_buffers.MERGE_PIECE
@@ -130,7 +131,7 @@ def _stream(etl, entries, proc, state, progress, tcp=False):
             # walk judges; the next call then returns no items, p unchanged.
             items, p, last_group, last_number, last_app, pm, nd = walk(
                 body, p, last_group, last_number, last_app, pktmon_guid, ndis_guid,
-                size_at_4, tcp, piece)
+                size_at_4, extra, piece)
             state.pktmon_events += pm
             state.ndis_events += nd
             if p >= 0 and len(items) == piece:
@@ -166,7 +167,7 @@ def fused_c(cap, records, decoded, count_events):
     etl = cap.etl
     streams = etl.streams()
     states = [StreamState() for _ in streams]
-    lists = [_stream(etl, entries, proc, state, cap.note_offset, not records)
+    lists = [_stream(etl, entries, proc, state, cap.note_offset, 2 if records else 1)
              for (proc, entries), state in zip(streams.items(), states)]
     merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
     clock = cap.clock
@@ -197,7 +198,7 @@ def fused_c(cap, records, decoded, count_events):
             # first event of walk_buffer's general form, at index i.
             kept, i, _end_frame, live, older, generation_start = fold(
                 lst, i, frame, live, older, generation_start, window, pm_dirs)
-            for ts, key, _app, code, dcode, orig, start, end, body, tcp in kept:
+            for ts, key, _app, code, dcode, orig, start, end, body, extra in kept:
                 frame += 1
                 if key is None:
                     lt = ndis_lts[code]
@@ -210,15 +211,15 @@ def fused_c(cap, records, decoded, count_events):
                     last_lt = lt
                 tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
                 if records:
-                    data = body[start:end]
+                    data = body[start:end] if extra is None else extra
                     cap.records_read = frame
                     yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
                            direction)
                     continue
-                if tcp is not None:
+                if extra is not None:
                     # fastpcap.fast_segment, with the header fields read by the C walk.
                     (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, reserved, win, plen,
-                     payload, truncated) = tcp
+                     payload, truncated) = extra
                     seg = new(Seg)
                     seg.frame = frame
                     seg.ts = tsf
