@@ -6,6 +6,7 @@ lists; nothing here touches packets.
 from __future__ import annotations
 
 import bisect
+import functools
 import statistics
 from collections import defaultdict
 from typing import Iterable, Optional
@@ -31,8 +32,16 @@ def idle_matches(idle_s: Optional[float], timeouts: Iterable[tuple[str, float]],
     device that resets on the next packet after expiry can only make the idle longer)."""
     if idle_s is None or idle_s <= 0:
         return []
-    return [name for name, seconds in timeouts
-            if seconds and abs(idle_s - seconds) <= max(abs_s, rel * seconds)]
+    return [name for name, seconds, tolerance in _tolerances(tuple(timeouts), rel, abs_s)
+            if abs(idle_s - seconds) <= tolerance]
+
+
+@functools.lru_cache(maxsize=64)
+def _tolerances(timeouts: tuple, rel: float, abs_s: float) -> tuple:
+    """(device, seconds, how far a measured idle may be from it): once per table, not once
+    per reset and device."""
+    return tuple((name, seconds, max(abs_s, rel * seconds)) for name, seconds in timeouts
+                 if seconds)
 
 
 def measured_idle(rst: RstEvent) -> Optional[float]:
@@ -67,7 +76,7 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
             idle_defaults: Iterable[tuple[str, float]] = ()) -> dict[str, CrossEvidence]:
     """CrossEvidence per RST id."""
     conns = {c.id: c for c in connections}
-    idle_defaults = list(idle_defaults)
+    idle_defaults = tuple(idle_defaults)
     first_rst: dict[str, RstEvent] = {}
     for r in rsts:
         first_rst.setdefault(r.connection_id, r)
