@@ -2,10 +2,14 @@ from setuptools import Extension, setup
 
 # One extension, split by concern (facts/_ctrack.h lists what each file does).
 CTRACK = ["module", "table", "tracker", "pyin", "decode", "pcap", "pyout", "pytracker",
-          "models", "baseline", "facts"]
+          "models", "baseline", "facts", "frames"]
 
 setup(ext_modules=[
-    Extension("facts.capture._etlwalk", ["facts/capture/_etlwalk.c"], optional=True),
+    # One extension, split by concern (facts/capture/_etlwalk.h lists what each file does).
+    Extension("facts.capture._etlwalk",
+              [f"facts/capture/_etlwalk_{name}.c" for name in ("walk", "merge", "fold", "module")],
+              optional=True, depends=["facts/capture/_etlwalk.h"],
+              extra_compile_args=["-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
               depends=["facts/_ctrack.h"],
