@@ -5,6 +5,7 @@
  * _ctrack_pyin.c     the Python classes (setup) and reading decoded Python packets
  * _ctrack_decode.c   inline Ethernet/SLL/SLL2 + IPv4/IPv6 + TCP decode of one frame
  * _ctrack_pcap.c     the classic-pcap record walk (track_pcap)
+ * _ctrack_frames.c   any reader's raw frames, decoded inline like pcap's (track_frames)
  * _ctrack_pyout.c    Python twins of the state (Conn, Half, RstRecord, SynInfo, TcpSegment)
  * _ctrack_pytracker.c  the facts.tracker.Tracker holding them
  * _ctrack_models.c   the Connection / Endpoint / RstEvent models, made like fastmodel.construct
@@ -301,6 +302,8 @@ int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssiz
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen);
 /* _ctrack_pcap.c */
 PyObject *track_pcap(PyObject *self, PyObject *args);
+/* _ctrack_frames.c */
+PyObject *track_frames(PyObject *self, PyObject *args);
 
 /* What the build shares: one bytes object per address (servers repeat), one TcpSegment per
  * frame (the Python tracker's references point at one object per packet too). */

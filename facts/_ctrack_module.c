@@ -13,6 +13,8 @@
  * track_pcap(fd, linktype, big_endian, unit, limit, chunk, decode, progress, size)
  *   -> (state, records_read, bytes_read, warning)
  *   warning: None, ("cut", have, need, frames, header) or ("corrupt", off, incl, rest, frames)
+ * track_frames(records, decode[, tick]) -> state   the same over any reader's raw records
+ *   (_ctrack_frames.c), decoded inline where pcap's are, else by decode
  * track_objects(packets[, tick]) -> state   the same tracker over decoded packet objects;
  *   tick() after every 65536 packets and after a last partial chunk
  * fact_fields() -> (Connection fields, Endpoint fields, RstEvent fields) as built here
@@ -173,6 +175,9 @@ static PyMethodDef methods[] = {
     {"setup", ct_setup, METH_O, "setup(classes): the Python classes the tracker builds"},
     {"track_pcap", track_pcap, METH_VARARGS,
      "track_pcap(fd, linktype, big_endian, unit, limit, chunk, decode, progress, size)"},
+    {"track_frames", track_frames, METH_VARARGS,
+     "track_frames(records, decode[, tick]) -> State; records as Capture.records() or "
+     "pcapng walk() yields them; tick() after every 65536 packets and at the end"},
     {"track_objects", track_objects, METH_VARARGS,
      "track_objects(packets[, tick]) -> State; tick() after every 65536 packets and at the end"},
     {"fact_fields", fact_fields, METH_NOARGS,

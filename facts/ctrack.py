@@ -12,8 +12,11 @@ either
   objects are the ones the Python pass would have left, so ``facts.rst`` reads them unchanged
   (``track_pcap``, ``track_packets``).
 
-``read_packets``/``track_packets`` run the same compiled tracker over decoded packet objects,
-for every other reader (pcapng, ETL, pcap link types without an inline layout).
+``read_frames`` runs the same compiled tracker over any other reader's raw records (pcapng,
+ETL, pcap link types without an inline layout): frames of link types 1/113/276 decode inline
+with the pcap path's code, the rest through ``facts.decode.decode``, so no ``TcpSegment`` is
+made for the common frames. ``read_packets``/``track_packets`` run it over decoded packet
+objects.
 
 The module is optional: ``available()`` is False when it is not built or ``RSTSLEUTH_NO_CEXT``
 is set, and ``facts.extract`` then runs the Python pass; ``usable(capture)`` says whether
@@ -128,6 +131,35 @@ def read_packets(packets: Iterable, progress: Optional[Callable[[int, int], None
         size = 0
     state = _ctrack.track_objects(
         packets, lambda: progress(min(capture.bytes_read, size - 1), size))
+    progress(size, size)
+    return state
+
+
+def frame_source(capture):
+    """The records ``read_frames`` reads from ``capture``: pcapng's ``walk()`` (frames in
+    place, no copy), else ``records()``."""
+    from .capture.pcapng import PcapngCapture
+    if isinstance(capture, PcapngCapture):
+        return capture.walk()
+    return capture.records()
+
+
+def read_frames(capture, progress: Optional[Callable[[int, int], None]] = None):
+    """The compiled tracker's ``State`` after the raw records of any reader, decoded as
+    ``facts.decode.decode`` decodes them (inline where the pcap path decodes inline).
+    ``progress`` is called as ``facts.extract`` calls it, from ``capture.bytes_read``."""
+    if not hasattr(_ctrack, "track_frames"):   # a build older than this source
+        from .decode import iter_packets
+        return read_packets(iter_packets(capture), progress, capture)
+    records = frame_source(capture)
+    if progress is None:
+        return _ctrack.track_frames(records, decode)
+    try:
+        size = os.path.getsize(capture.path)
+    except OSError:
+        size = 0
+    state = _ctrack.track_frames(
+        records, decode, lambda: progress(min(capture.bytes_read, size - 1), size))
     progress(size, size)
     return state
 

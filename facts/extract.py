@@ -60,8 +60,9 @@ def _run(capture, progress: Optional[Progress], state: Any = None
         # Compiled read+track pass: no Python object per packet.
         state = ctrack.read_pcap(capture, progress)
     elif ctrack.available():
-        # Other readers decode in Python; the compiled tracker still does the tracking.
-        state = ctrack.read_packets(iter_packets(capture), progress, capture)
+        # Other readers hand over raw frames; the compiled tracker decodes the common ones
+        # inline (no TcpSegment per packet) and the rest through facts.decode.
+        state = ctrack.read_frames(capture, progress)
     else:
         state = _track(capture, progress)
     if isinstance(state, Tracker):
