@@ -1,4 +1,4 @@
-"""The compiled event walk (facts/capture/_etlwalk.c) against the Python stepping of
+"""The compiled event walk (facts/capture/_etlwalk_*.c) against the Python stepping of
 etl_fast._fused: the same items, stop offset and back-to-back state on real buffers and on
 random or damaged bytes (never a crash); and the fused reader with and without the
 extension equal to the general path."""
