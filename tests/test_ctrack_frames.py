@@ -285,3 +285,33 @@ def test_common_frames_decode_inline(records, tmp_path):
         state = ctrack._ctrack.track_frames(recs, spy)
         assert calls == [], lt
         assert state.counts()[0] == len(plain)
+
+
+# -- random frames --------------------------------------------------------------------------
+def _fuzz_pcapng(path, seed):
+    """test_ctrack_fuzz's random, partly malformed frames, each in a random link layer
+    (Ethernet, SLL, SLL2 with random packet types, raw IP) with a random epb_flags direction."""
+    from test_ctrack_fuzz import _write
+    import random
+    src = path.with_suffix(".pcap")
+    _write(src, seed, 400)
+    rng = random.Random(seed)
+    items = []
+    for _frame, ts, _lt, data, _orig, _dir in open_capture(src).records():
+        etype = data[12:14] if len(data) >= 14 else b"\0\0"
+        ptype = rng.choice([0, 4, 1, 3])
+        lt, wrapped = rng.choice([
+            (1, data),
+            (113, struct.pack("!HHH8s", ptype, 1, 6, b"\x02" * 8) + etype + data[14:]),
+            (276, etype + struct.pack("!HIHBBB8s", 0, 2, 1, ptype, 6, 0, b"\x02" * 8)[:18]
+             + data[14:]),
+            (101, data[14:]),
+        ])
+        items.append((ts, lt, wrapped, rng.choice(_DIRS)))
+    return _pcapng(path, items, rng.choice([6, 9]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_frames_agree(seed, tmp_path, monkeypatch):
+    out = agree(_fuzz_pcapng(tmp_path / f"fz{seed}.pcapng", seed), monkeypatch)
+    assert out["capture"]["tcp_packets"] > 50
