@@ -6,6 +6,7 @@
  * _ctrack_decode.c   inline Ethernet/SLL/SLL2 + IPv4/IPv6 + TCP decode of one frame
  * _ctrack_pcap.c     the classic-pcap record walk (track_pcap)
  * _ctrack_frames.c   any reader's raw frames, decoded inline like pcap's (track_frames)
+ * _ctrack_pcapng.c   the pcapng block walk of an undamaged file (track_pcapng)
  * _ctrack_pyout.c    Python twins of the state (Conn, Half, RstRecord, SynInfo, TcpSegment)
  * _ctrack_pytracker.c  the facts.tracker.Tracker holding them
  * _ctrack_models.c   the Connection / Endpoint / RstEvent models, made like fastmodel.construct
@@ -302,6 +303,11 @@ int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssiz
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen);
 /* _ctrack_pcap.c */
 PyObject *track_pcap(PyObject *self, PyObject *args);
+Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n);
+int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t *pos,
+           long long *base, long long *fpos, Py_ssize_t need);
+/* _ctrack_pcapng.c */
+PyObject *track_pcapng(PyObject *self, PyObject *args);
 /* _ctrack_frames.c */
 PyObject *track_frames(PyObject *self, PyObject *args);
 

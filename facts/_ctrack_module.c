@@ -15,6 +15,8 @@
  *   warning: None, ("cut", have, need, frames, header) or ("corrupt", off, incl, rest, frames)
  * track_frames(records, decode[, tick]) -> state   the same over any reader's raw records
  *   (_ctrack_frames.c), decoded inline where pcap's are, else by decode
+ * track_pcapng(fd, chunk, decode, tick) -> (state, records, bytes_read, link_types) | (None, ticks)
+ *   the pcapng walk of an undamaged file (_ctrack_pcapng.c)
  * track_objects(packets[, tick]) -> state   the same tracker over decoded packet objects;
  *   tick() after every 65536 packets and after a last partial chunk
  * fact_fields() -> (Connection fields, Endpoint fields, RstEvent fields) as built here
@@ -178,6 +180,9 @@ static PyMethodDef methods[] = {
     {"track_frames", track_frames, METH_VARARGS,
      "track_frames(records, decode[, tick]) -> State; records as Capture.records() or "
      "pcapng walk() yields them; tick() after every 65536 packets and at the end"},
+    {"track_pcapng", track_pcapng, METH_VARARGS,
+     "track_pcapng(fd, chunk, decode, tick) -> (state, records, bytes_read, link_types), or "
+     "(None, ticks) when the file needs the Python walk"},
     {"track_objects", track_objects, METH_VARARGS,
      "track_objects(packets[, tick]) -> State; tick() after every 65536 packets and at the end"},
     {"fact_fields", fact_fields, METH_NOARGS,

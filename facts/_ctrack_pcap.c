@@ -9,7 +9,7 @@
 #include "_ctrack.h"
 
 /* read() until n bytes or the end of the file; -errno on failure. Runs without the GIL. */
-static Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n)
+Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n)
 {
     Py_ssize_t got = 0;
     while (got < n) {
@@ -28,7 +28,7 @@ static Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n)
 
 /* pcap.py's "buf = buf[pos:] + f.read(need)", same sizes, so the same warnings.
  * 0, or -errno. Runs without the GIL. */
-static int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t *pos,
+int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t *pos,
                   long long *base, long long *fpos, Py_ssize_t need)
 {
     Py_ssize_t tail = *blen - *pos;

@@ -29,7 +29,9 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable, Iterator, Optional
 
+from .capture import pcapng
 from .capture.base import open_checked
+from .capture.pcapng import PcapngCapture
 from .capture.fastpcap import LAYOUTS
 from .capture.pcap import CHUNK, PcapCapture
 from .decode import decode
@@ -138,28 +140,54 @@ def read_packets(packets: Iterable, progress: Optional[Callable[[int, int], None
 def frame_source(capture):
     """The records ``read_frames`` reads from ``capture``: pcapng's ``walk()`` (frames in
     place, no copy), else ``records()``."""
-    from .capture.pcapng import PcapngCapture
     if isinstance(capture, PcapngCapture):
         return capture.walk()
     return capture.records()
 
 
+def _size(capture) -> int:
+    try:
+        return os.path.getsize(capture.path)
+    except OSError:
+        return 0
+
+
 def read_frames(capture, progress: Optional[Callable[[int, int], None]] = None):
     """The compiled tracker's ``State`` after the raw records of any reader, decoded as
     ``facts.decode.decode`` decodes them (inline where the pcap path decodes inline).
-    ``progress`` is called as ``facts.extract`` calls it, from ``capture.bytes_read``."""
+    ``progress`` is called as ``facts.extract`` calls it, from ``capture.bytes_read``.
+    An undamaged pcapng file is walked in C (``track_pcapng``); at the first block the
+    Python walk would warn about, that walk reads the file instead (its first progress
+    calls, the ones already made, are not repeated)."""
     if not hasattr(_ctrack, "track_frames"):   # a build older than this source
         from .decode import iter_packets
         return read_packets(iter_packets(capture), progress, capture)
+    size = _size(capture) if progress is not None else 0
+    done = 0
+    if isinstance(capture, PcapngCapture) and hasattr(_ctrack, "track_pcapng"):
+        tick = None if progress is None else lambda pos: progress(min(pos, size - 1), size)
+        with open_checked(capture.path) as f:
+            got = _ctrack.track_pcapng(f.fileno(), pcapng.CHUNK, decode, tick)
+        if got[0] is not None:
+            state, records, bytes_read, link_types = got
+            capture.warnings.clear()
+            capture.records_read = records
+            capture.bytes_read = bytes_read
+            capture.link_types.update(link_types)
+            if progress is not None:
+                progress(size, size)
+            return state
+        done = got[1]
     records = frame_source(capture)
     if progress is None:
         return _ctrack.track_frames(records, decode)
-    try:
-        size = os.path.getsize(capture.path)
-    except OSError:
-        size = 0
-    state = _ctrack.track_frames(
-        records, decode, lambda: progress(min(capture.bytes_read, size - 1), size))
+    calls = [0]
+
+    def tick():
+        calls[0] += 1
+        if calls[0] > done:
+            progress(min(capture.bytes_read, size - 1), size)
+    state = _ctrack.track_frames(records, decode, tick)
     progress(size, size)
     return state
 
