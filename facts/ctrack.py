@@ -15,7 +15,9 @@ either
 ``read_frames`` runs the same compiled tracker over any other reader's raw records (pcapng,
 ETL, pcap link types without an inline layout): frames of link types 1/113/276 decode inline
 with the pcap path's code, the rest through ``facts.decode.decode``, so no ``TcpSegment`` is
-made for the common frames. ``read_packets``/``track_packets`` run it over decoded packet
+made for the common frames (``_ctrack.track_frames``). A pcapng file without damage is even
+walked in C (``_ctrack.track_pcapng``, the blocks as ``PcapngCapture.walk`` reads them); at
+the first block ``walk()`` would warn about, ``walk()`` reads the file instead. ``read_packets``/``track_packets`` run it over decoded packet
 objects.
 
 The module is optional: ``available()`` is False when it is not built or ``RSTSLEUTH_NO_CEXT``
