@@ -298,6 +298,22 @@ int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject *plobj)
 /* _ctrack_pyin.c */
 PyObject *ct_setup(PyObject *self, PyObject *classes);
 int feed_obj(T *t, PyObject *o);
+/* Where the IP header of a frame of link type lt starts (*l3) and where its ethertype is
+ * (*et; for raw IP, -1: the version nibble says, -4 / -6: only that version, as
+ * facts.linktypes' hints); 0: no inline layout (facts.decode reads such frames). */
+static inline int inline_layout(int lt, Py_ssize_t *l3, Py_ssize_t *et)
+{
+    switch (lt) {
+    case 1: *l3 = 14; *et = 12; return 1;                  /* Ethernet */
+    case 113: *l3 = 16; *et = 14; return 1;                /* Linux SLL */
+    case 276: *l3 = 20; *et = 0; return 1;                 /* Linux SLL2 */
+    case 12: case 14: case 101: *l3 = 0; *et = -1; return 1;   /* raw IP */
+    case 228: *l3 = 0; *et = -4; return 1;                 /* raw IPv4 */
+    case 229: *l3 = 0; *et = -6; return 1;                 /* raw IPv6 */
+    default: return 0;
+    }
+}
+
 /* _ctrack_decode.c */
 int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssize_t et,
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen);

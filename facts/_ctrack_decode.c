@@ -1,16 +1,22 @@
-/* What fastpcap's inline branch decodes (Ethernet, Linux SLL/SLL2; IPv4 without options) and
- * facts.decode's IPv6-then-TCP case, for one frame, without a Python object. */
+/* What fastpcap's inline branch decodes (Ethernet, Linux SLL/SLL2; IPv4 without options),
+ * the same over raw IP, and facts.decode's IPv6-then-TCP case, for one frame, without a
+ * Python object. */
 #include "_ctrack.h"
 
 /* fastpcap's inline branch (IPv4) and decode's IPv6-then-TCP case, for one frame of n bytes
- * at f whose IP header starts at l3 and ethertype sits at et. 1: s is the segment and
- * [*pl, *pl + *pllen) its captured payload; 0: the frame needs the Python decoder. */
+ * at f whose IP header starts at l3 and ethertype sits at et (inline_layout). 1: s is the
+ * segment and [*pl, *pl + *pllen) its captured payload; 0: the frame needs the Python
+ * decoder. */
 int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssize_t et,
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen)
 {
     if (n < l3 + 40)
         return 0;
-    uint32_t etype = be16(f + et);
+    uint32_t etype, v = f[l3] >> 4;
+    if (et >= 0)
+        etype = be16(f + et);
+    else   /* raw IP: facts.decode.decode_ip's version check against the link type's hint */
+        etype = v == 4 && et != -6 ? 0x0800 : v == 6 && et != -4 ? 0x86DD : 0;
     const uint8_t *ip = f + l3, *tcp;
     Py_ssize_t start, stop, end;
     if (etype == 0x0800) {

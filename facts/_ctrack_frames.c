@@ -77,12 +77,11 @@ static int feed_record(T *t, PyObject *rec, PyObject *decode)
         n = cap;
     }
     int r;
-    Py_ssize_t l3 = lt == 1 ? 14 : lt == 113 ? 16 : lt == 276 ? 20 : -1,
-               et = lt == 1 ? 12 : lt == 113 ? 14 : 0;
+    Py_ssize_t l3, et;
     Seg s;
     const uint8_t *pl;
     Py_ssize_t pllen;
-    if (l3 >= 0 && inline_decode(f, n, (int)lt, l3, et, &s, &pl, &pllen)) {
+    if (inline_layout((int)lt, &l3, &et) && inline_decode(f, n, (int)lt, l3, et, &s, &pl, &pllen)) {
         int d = record_direction(dir);
         double ts = PyFloat_AsDouble(tso);
         long long frame = PyLong_AsLongLong(fo);

@@ -77,10 +77,7 @@ PyObject *track_pcap(PyObject *self, PyObject *args)
     if (!SEGC.cls)
         return PyErr_Format(PyExc_RuntimeError, "_ctrack.setup() was not called");
     Py_ssize_t l3, et;
-    if (lt == 1) { l3 = 14; et = 12; }
-    else if (lt == 113) { l3 = 16; et = 14; }
-    else if (lt == 276) { l3 = 20; et = 0; }
-    else
+    if (!inline_layout(lt, &l3, &et))
         return PyErr_Format(PyExc_ValueError, "link type %d has no inline layout", lt);
     if (chunk < 16)
         return PyErr_Format(PyExc_ValueError, "chunk too small");

@@ -71,12 +71,11 @@ static double div_exact(uint64_t t, uint64_t d)
 static int feed_frame(T *t, PyObject *decode, int64_t frame, double ts, int lt,
                       const uint8_t *f, Py_ssize_t n, uint32_t orig, int dir)
 {
-    Py_ssize_t l3 = lt == 1 ? 14 : lt == 113 ? 16 : lt == 276 ? 20 : -1,
-               et = lt == 1 ? 12 : lt == 113 ? 14 : 0;
+    Py_ssize_t l3, et;
     Seg s;
     const uint8_t *pl;
     Py_ssize_t pllen;
-    if (l3 >= 0 && inline_decode(f, n, lt, l3, et, &s, &pl, &pllen)) {
+    if (inline_layout((int)lt, &l3, &et) && inline_decode(f, n, lt, l3, et, &s, &pl, &pllen)) {
         if (dir)
             s.direction = (uint8_t)dir;     /* decode(): the record's direction, else SLL's */
         s.frame = frame;

@@ -34,7 +34,6 @@ from typing import Callable, Iterable, Iterator, Optional
 from .capture import pcapng
 from .capture.base import open_checked
 from .capture.pcapng import PcapngCapture
-from .capture.fastpcap import LAYOUTS
 from .capture.pcap import CHUNK, PcapCapture
 from .decode import decode
 from .fastmodel import model_is_plain
@@ -53,6 +52,9 @@ else:
                    "Connection": Connection, "Endpoint": Endpoint, "RstEvent": RstEvent})
 
 _MODELS = (Connection, Endpoint, RstEvent)
+# Link types the compiled walk decodes inline (_ctrack.h inline_layout): Ethernet, Linux
+# SLL/SLL2, raw IP (any version, IPv4 only, IPv6 only).
+INLINE_LINKTYPES = frozenset({1, 113, 276, 12, 14, 101, 228, 229})
 
 
 def _facts_match() -> bool:
@@ -80,7 +82,7 @@ def facts_available() -> bool:
 
 def usable(capture) -> bool:
     return (available() and isinstance(capture, PcapCapture)
-            and capture.linktype in LAYOUTS)
+            and capture.linktype in INLINE_LINKTYPES)
 
 
 def track_pcap(capture: PcapCapture,

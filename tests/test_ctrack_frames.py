@@ -135,11 +135,30 @@ def test_damaged_pcapng(records, tmp_path, monkeypatch, damage):
 
 
 def test_pcap_without_inline_layout(records, tmp_path, monkeypatch):
-    """Classic pcap of raw IP: not read by track_pcap, its records go through track_frames."""
-    path = write_pcap(tmp_path / "raw.pcap", [(ts, fr[14:]) for ts, fr in records],
-                      linktype=101)
+    """Classic pcap of BSD loopback: not read by track_pcap, its records go through
+    track_frames (and facts.decode)."""
+    path = write_pcap(tmp_path / "null.pcap",
+                      [(ts, struct.pack("<I", 2 if fr[12:14] == b"\x08\x00" else 30) + fr[14:])
+                       for ts, fr in records], linktype=0)
     assert not ctrack.usable(open_capture(path))
     assert len(agree(path, monkeypatch)["rsts"]) >= 40
+
+
+@pytest.mark.parametrize("lt", [101, 12, 228, 229])
+def test_raw_ip_decoded_inline(records, tmp_path, monkeypatch, lt):
+    """Raw IP (any version, or only the one the link type names) is decoded inline: a classic
+    pcap is read by track_pcap, a pcapng by track_pcapng, and both agree with the Python pass
+    (frames of the other version are nothing for raw IPv4 / IPv6)."""
+    recs = [(ts, fr[14:]) for ts, fr in records]
+    path = write_pcap(tmp_path / "raw.pcap", recs, linktype=lt)
+    assert ctrack.usable(open_capture(path))
+    out = same_results(path, monkeypatch)
+    assert any(c["ip_version"] == (6 if lt == 229 else 4) for c in out["connections"])
+    assert all(c["ip_version"] == 4 for c in out["connections"]) or lt != 228
+    assert all(c["ip_version"] == 6 for c in out["connections"]) or lt != 229
+    ng = _pcapng(tmp_path / "raw.pcapng", [(ts, lt, fr, _DIRS[i % 3])
+                                           for i, (ts, fr) in enumerate(recs)])
+    assert len(agree(ng, monkeypatch)["rsts"]) == len(out["rsts"])
 
 
 def test_pcapng_benchmark_slice_progress(tmp_path, monkeypatch):
@@ -306,6 +325,8 @@ def _fuzz_pcapng(path, seed):
             (276, etype + struct.pack("!HIHBBB8s", 0, 2, 1, ptype, 6, 0, b"\x02" * 8)[:18]
              + data[14:]),
             (101, data[14:]),
+            (228, data[14:]),
+            (229, data[14:]),
         ])
         items.append((ts, lt, wrapped, rng.choice(_DIRS)))
     return _pcapng(path, items, rng.choice([6, 9]))
