@@ -1,8 +1,8 @@
-"""The compiled read+track pass (``facts._ctrack``) for classic pcap files.
+"""The compiled read+track pass (``facts._ctrack``) for every capture format.
 
-``facts._ctrack.track_pcap`` walks the file like ``facts.capture.pcap`` (same chunks, same
-warnings), decodes what ``fastpcap``'s inline branch decodes (and IPv6 carrying TCP directly)
-without making a Python object per packet, gives every other frame to ``facts.decode.decode``,
+``facts._ctrack.track_pcap`` walks a classic pcap file like ``facts.capture.pcap`` (same
+chunks, same warnings), decodes what ``fastpcap``'s inline branch decodes (and IPv6 carrying
+TCP directly, and the same over raw IP: ``INLINE_LINKTYPES``) without making a Python object per packet, gives every other frame to ``facts.decode.decode``,
 and runs ``facts.tracker.Tracker``'s state machine in C. It leaves a ``State``, from which
 either
 
