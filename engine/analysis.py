@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Union
 from facts import cross as cross_mod
 from facts import dual as dual_mod
 from facts.evidence import DualEvidence
-from facts.extract import Extraction, _no_cyclic_gc, extract
+from facts.extract import Extraction, extract, no_cyclic_gc
 from facts.fastmodel import construct, present
 from facts.fields import evidence_from_rst
 from facts.models import RstEvent
@@ -164,9 +164,9 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
     return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
 
 
-def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] = None, *, tracert: Optional[str] = None,
-            kb: Optional[KnowledgeBase] = None, reasoner=None, lang: str = "en",
-            progress: Optional[Callable[[int, int], None]] = None,
+def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] = None, *,
+            tracert: Optional[str] = None, kb: Optional[KnowledgeBase] = None, reasoner=None,
+            lang: str = "en", progress: Optional[Callable[[int, int], None]] = None,
             evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:
     """``evidence_out``, when given, receives each reset's evidence dict by reset id (the
     input of ``Reasoner.why_not`` / ``what_if``, e.g. for the TUI)."""
@@ -177,10 +177,8 @@ def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] 
         with Reasoner(kb) as own:
             return analyze(capture, peer, tracert=tracert, kb=kb, reasoner=own, lang=lang,
                            progress=progress, evidence_out=evidence_out)
-    # The facts, evidence and report objects all live until the report is written: the
-    # cyclic collector would traverse them again and again and find nothing (two thirds of
-    # this function's time on 5 000 resets).
-    with _no_cyclic_gc():
+    # the facts, evidence and report objects all live until the report is written
+    with no_cyclic_gc():
         return _analyze(capture, peer, tracert, kb, reasoner, lang, progress, evidence_out)
 
 
@@ -231,9 +229,9 @@ def _verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
 
 
 def _shared(cache: dict, cls, **values):
-    """One object per distinct value set: resets repeat the same RST source, baseline and
-    dual outcome thousands of times. Report objects are read-only once built (findings
-    only write their own ``reasoning``, which is never shared)."""
+    """One object per distinct value set: resets repeat the same RST source and dual
+    outcome thousands of times. Report objects are read-only once built (findings only
+    write their own ``reasoning``, which is never shared)."""
     key = (cls, *values.values())
     try:
         found = cache.get(key)

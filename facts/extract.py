@@ -36,10 +36,11 @@ class Extraction(BaseModel):
 
 
 @contextmanager
-def _no_cyclic_gc():
-    """The pass allocates many long-lived objects (per-connection state, then the models);
-    the cyclic collector would traverse them again and again (about a quarter of the run
-    time) and finds nothing: the tracker makes no garbage cycles per packet."""
+def no_cyclic_gc():
+    """The cyclic collector off for a block that allocates many long-lived objects and no
+    garbage cycles: the pass (per-connection state, then the models) and ``analyze`` (the
+    evidence and the report). The collector would traverse them again and again (a quarter
+    of the pass, two thirds of a report on 5 000 resets) and find nothing."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -111,7 +112,7 @@ def extract(path, *, progress: Optional[Progress] = None, read: Any = None) -> E
     its facts. ``read``: the compiled pass over that capture, when already done
     (``ctrack.read_pcap``). Raises CaptureError when the file cannot be read at all; problems
     after a good start land in ``capture.warnings``."""
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         capture = path if isinstance(path, Capture) else open_capture(path)
         info, state = _run(capture, progress, read)
         # facts.rst.build_facts's order: connections by first packet, RSTs by frame
@@ -145,7 +146,7 @@ class FactStream:
         return next(self._it)
 
     def _generate(self) -> Iterator[Union[Connection, RstEvent]]:
-        with _no_cyclic_gc():
+        with no_cyclic_gc():
             info, state = _run(self._source, None)
             self.capture = info
             built = _built(state, info.path)
