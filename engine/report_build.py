@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from . import fixparams
 from facts.fastmodel import construct
 
+from . import fixparams
 from .kb import KnowledgeBase
 from .report_model import Diagnosis, EvidenceItem, Finding, FiredRule, FixOut, HowTree, ResetOut
 
@@ -63,9 +63,7 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
     report) shares each fix rendered with the same values of its placeholders between
     resets, and the choice of fixes between resets with the same diagnoses and port."""
     if cache is None:
-        return [construct(FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
-                          text=fixparams.render(fix, params, lang))
-                for fix in applicable_fixes(kb, inf, origin, diagnoses, port)]
+        cache = {}
     choice = (applicable_fixes, origin, inf.pattern, port,
               *[(d.id, d.confidence) for d in diagnoses])
     fixes = cache.get(choice)
