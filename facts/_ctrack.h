@@ -326,6 +326,7 @@ int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t 
 PyObject *track_pcapng(PyObject *self, PyObject *args);
 /* _ctrack_frames.c */
 PyObject *track_frames(PyObject *self, PyObject *args);
+PyObject *track_frame_batches(PyObject *self, PyObject *args);
 
 /* What the build shares: one bytes object per address (servers repeat), one TcpSegment per
  * frame (the Python tracker's references point at one object per packet too). */

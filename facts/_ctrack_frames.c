@@ -11,6 +11,10 @@
  *   direction wins over the SLL packet type, as in decode(). Every other frame goes to
  *   decode(linktype, data, frame, ts, origlen, direction), like facts.decode._general.
  *   tick() after every 65536 packets and after a last partial chunk (extract's chunks).
+ *
+ * track_frame_batches(records, decode[, tick]) -> state
+ *   the same, where records may also hand over etl_fastc's batches (see feed_batch): a
+ *   list of compact ETL items at a time instead of one generator step per record.
  */
 #include "_ctrack.h"
 
@@ -124,6 +128,202 @@ static int feed_record(T *t, PyObject *rec, PyObject *decode)
     return r;
 }
 
+/* One frame read in place, with its record's fields as C values: decoded inline when its link
+ * type has a layout (no object made), else handed to decode() with the objects made here
+ * (lto and dir borrowed; tso a new reference or NULL, stolen; data the frame's bytes or NULL).
+ * 1 a packet was fed, 0 none, -1 error. */
+static int feed_frame(T *t, const uint8_t *f, Py_ssize_t n, PyObject *lto, long lt, PyObject *dir,
+                      int d, long long frame, double ts, PyObject *tso, Py_ssize_t orig,
+                      PyObject *data, PyObject *decode)
+{
+    Py_ssize_t l3, et;
+    Seg s;
+    const uint8_t *pl;
+    Py_ssize_t pllen;
+    if (inline_layout((int)lt, &l3, &et) && inline_decode(f, n, (int)lt, l3, et, &s, &pl, &pllen)) {
+        Py_XDECREF(tso);
+        if (d)
+            s.direction = (uint8_t)d;
+        s.frame = frame;
+        s.ts = ts;
+        if (!t->has_ts) {
+            t->first_ts = ts;
+            t->has_ts = 1;
+        }
+        t->last_ts = ts;
+        int r = feed_seg(t, &s, pl, pllen, NULL) < 0 ? -1 : 1;
+        if (r < 0 && !PyErr_Occurred())
+            PyErr_NoMemory();
+        return r;
+    }
+    if (!tso && !(tso = PyFloat_FromDouble(ts)))
+        return -1;
+    PyObject *fo = PyLong_FromLongLong(frame), *oo = PyLong_FromSsize_t(orig);
+    if (data)
+        Py_INCREF(data);
+    else
+        data = PyBytes_FromStringAndSize((const char *)f, n);
+    PyObject *o = NULL;
+    if (fo && oo && data)
+        o = PyObject_CallFunctionObjArgs(decode, lto, data, fo, tso, oo, dir, NULL);
+    Py_XDECREF(fo);
+    Py_XDECREF(oo);
+    Py_XDECREF(data);
+    Py_DECREF(tso);
+    if (!o)
+        return -1;
+    int r = o == Py_None ? 0 : feed_obj(t, o) < 0 ? -1 : 1;
+    Py_DECREF(o);
+    if (r < 0 && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return r;
+}
+
+static int call_tick(PyObject *tick);
+
+/* table[key] as Python indexes it (a new reference), tuples of small ints directly */
+static PyObject *lookup(PyObject *table, PyObject *key)
+{
+    if (PyTuple_CheckExact(table) && PyLong_CheckExact(key)) {
+        Py_ssize_t k = PyLong_AsSsize_t(key);
+        if (k >= 0 && k < PyTuple_GET_SIZE(table)) {
+            PyObject *v = PyTuple_GET_ITEM(table, k);
+            Py_INCREF(v);
+            return v;
+        }
+        PyErr_Clear();
+    }
+    return PyObject_GetItem(table, key);
+}
+
+/* A batch of etl_fastc.fused_c's (its batches mode): (items, frame, ctx), the compact items
+ * (ts, key, app, code, dir, orig, start, end, body, extra) its fold kept, frame the number
+ * before the first, ctx (linear, whole_seconds, tick_offset, seconds, ndis_linktypes,
+ * ndis_directions, pktmon_directions, link_types): each item is the record
+ *   (frame + i + 1, ts, linktype, body[start:end], max(orig, end - start), direction)
+ * that fused_c's records mode yields (key None: NDIS, linktype and direction by code from
+ * the dicts; else pktmon, linktype the code, direction pktmon_directions[dir]; ts
+ * whole_seconds + (ts + tick_offset) / 1e7 when linear, else seconds(ts)), each linktype
+ * added to link_types. tick() after every 65536th packet, as for records. */
+static int feed_batch(T *t, PyObject *batch, PyObject *decode, PyObject *tick, int64_t *npk)
+{
+    PyObject *items = PyTuple_GET_ITEM(batch, 0), *ctx = PyTuple_GET_ITEM(batch, 2);
+    long long frame = PyLong_AsLongLong(PyTuple_GET_ITEM(batch, 1));
+    if (frame == -1 && PyErr_Occurred())
+        return -1;
+    if (!PyList_Check(items) || !PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 8) {
+        PyErr_SetString(PyExc_TypeError, "track_frame_batches: a batch is (list, frame, ctx of 8)");
+        return -1;
+    }
+    int linear = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 0));
+    double whole_s = PyFloat_AsDouble(PyTuple_GET_ITEM(ctx, 1));
+    long long tick_off = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 2));
+    PyObject *seconds = PyTuple_GET_ITEM(ctx, 3), *ndis_lts = PyTuple_GET_ITEM(ctx, 4),
+             *ndis_dirs = PyTuple_GET_ITEM(ctx, 5), *pm_dirs = PyTuple_GET_ITEM(ctx, 6),
+             *link_types = PyTuple_GET_ITEM(ctx, 7);
+    if (linear < 0 || PyErr_Occurred())
+        return -1;
+    if (!PySet_Check(link_types)) {
+        PyErr_SetString(PyExc_TypeError, "track_frame_batches: bad batch context");
+        return -1;
+    }
+    PyObject *last_lto = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 10) {
+            PyErr_SetString(PyExc_TypeError, "track_frame_batches: an item is a tuple of 10");
+            return -1;
+        }
+        PyObject *tso_i = PyTuple_GET_ITEM(it, 0), *key = PyTuple_GET_ITEM(it, 1),
+                 *code = PyTuple_GET_ITEM(it, 3), *dco = PyTuple_GET_ITEM(it, 4),
+                 *body = PyTuple_GET_ITEM(it, 8), *lto, *dir;
+        if (key == Py_None) {
+            lto = lookup(ndis_lts, code);
+            dir = lto ? lookup(ndis_dirs, dco) : NULL;
+        } else {
+            lto = code;
+            Py_INCREF(lto);
+            dir = lookup(pm_dirs, dco);
+        }
+        if (!dir) {
+            Py_XDECREF(lto);
+            return -1;
+        }
+        /* both held by their tables (the link type also by the item) for this call */
+        Py_DECREF(lto);
+        Py_DECREF(dir);
+        long lt = PyLong_AsLong(lto);
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 6)),
+                   end = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 7)),
+                   orig = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 5));
+        if (PyErr_Occurred())
+            return -1;
+        if (!PyBytes_CheckExact(body)) {
+            PyErr_SetString(PyExc_TypeError, "track_frame_batches: an item's body is bytes");
+            return -1;
+        }
+        /* body[start:end] as Python slices it (the walk never goes outside) */
+        Py_ssize_t blen = PyBytes_GET_SIZE(body);
+        if (start < 0 || end < 0 || start > blen || end > blen) {
+            PyErr_SetString(PyExc_ValueError, "track_frame_batches: frame outside its buffer");
+            return -1;
+        }
+        Py_ssize_t n = end > start ? end - start : 0;
+        if (lto != last_lto) {
+            if (PySet_Add(link_types, lto) < 0)
+                return -1;
+            last_lto = lto;
+        }
+        int d = record_direction(dir);
+        if (d < 0)
+            return -1;
+        double ts;
+        PyObject *tso = NULL;
+        long long raw = PyLong_AsLongLong(tso_i), sum;
+        if (raw == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        else if (linear && !__builtin_add_overflow(raw, tick_off, &sum))
+            goto exact;
+        /* outside int64 (or the clock is not linear): as Python computes it */
+        {
+            PyObject *x;
+            if (linear) {
+                PyObject *off = PyLong_FromLongLong(tick_off), *s2 = NULL;
+                x = NULL;
+                if (off && (s2 = PyNumber_Add(tso_i, off))) {
+                    double v = PyLong_AsDouble(s2);
+                    if (!(v == -1.0 && PyErr_Occurred()))
+                        x = PyFloat_FromDouble(whole_s + v / 1e7);
+                }
+                Py_XDECREF(off);
+                Py_XDECREF(s2);
+            } else
+                x = PyObject_CallOneArg(seconds, tso_i);
+            if (!x)
+                return -1;
+            ts = PyFloat_AsDouble(x);
+            if (ts == -1.0 && PyErr_Occurred()) {
+                Py_DECREF(x);
+                return -1;
+            }
+            tso = x;
+            goto fed;
+        }
+    exact:
+        /* int + float in Python: the int converted (correctly rounded, as the cast is) */
+        ts = whole_s + (double)sum / 1e7;
+    fed:;
+        PyObject *data = start == 0 && end == blen ? body : NULL;
+        int r = feed_frame(t, (const uint8_t *)PyBytes_AS_STRING(body) + start, n, lto, lt, dir,
+                           d, frame + i + 1, ts, tso, orig > n ? orig : n, data, decode);
+        if (r < 0)
+            return -1;
+        if (r && ++*npk % PROGRESS_EVERY == 0 && tick != Py_None && call_tick(tick) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int call_tick(PyObject *tick)
 {
     PyObject *x = PyObject_CallNoArgs(tick);
@@ -133,9 +333,8 @@ static int call_tick(PyObject *tick)
     return 0;
 }
 
-PyObject *track_frames(PyObject *self, PyObject *args)
+static PyObject *track(PyObject *args, int batches)
 {
-    (void)self;
     PyObject *iterable, *decode, *tick = Py_None;
     if (!PyArg_ParseTuple(args, "OO|O", &iterable, &decode, &tick))
         return NULL;
@@ -152,6 +351,13 @@ PyObject *track_frames(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     while ((rec = PyIter_Next(it))) {
+        if (batches && PyTuple_Check(rec) && PyTuple_GET_SIZE(rec) == 3) {
+            int r = feed_batch(&t, rec, decode, tick, &npk);
+            Py_DECREF(rec);
+            if (r < 0)
+                break;
+            continue;
+        }
         int r = feed_record(&t, rec, decode);
         Py_DECREF(rec);
         if (r < 0)
@@ -166,4 +372,16 @@ PyObject *track_frames(PyObject *self, PyObject *args)
     PyObject *state = PyErr_Occurred() ? NULL : new_state(&t);
     t_free(&t);
     return state;
+}
+
+PyObject *track_frames(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return track(args, 0);
+}
+
+PyObject *track_frame_batches(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return track(args, 1);
 }

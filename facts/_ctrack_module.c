@@ -180,6 +180,9 @@ static PyMethodDef methods[] = {
     {"track_frames", track_frames, METH_VARARGS,
      "track_frames(records, decode[, tick]) -> State; records as Capture.records() or "
      "pcapng walk() yields them; tick() after every 65536 packets and at the end"},
+    {"track_frame_batches", track_frame_batches, METH_VARARGS,
+     "track_frame_batches(records, decode[, tick]) -> State; as track_frames, records may "
+     "also be etl_fastc batches (items, frame, ctx)"},
     {"track_pcapng", track_pcapng, METH_VARARGS,
      "track_pcapng(fd, chunk, decode, tick) -> (state, records, bytes_read, link_types), or "
      "(None, ticks) when the file needs the Python walk"},

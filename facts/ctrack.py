@@ -143,7 +143,8 @@ def read_packets(packets: Iterable, progress: Optional[Callable[[int, int], None
 
 def frame_source(capture):
     """The records ``read_frames`` reads from ``capture``: pcapng's ``walk()`` (frames in
-    place, no copy), else ``records()``."""
+    place, no copy), else ``records()``. (An ETL capture is read through its
+    ``record_batches()`` by ``track_frame_batches`` instead: a list of records at a time.)"""
     if isinstance(capture, PcapngCapture):
         return capture.walk()
     return capture.records()
@@ -183,15 +184,19 @@ def read_frames(capture, progress: Optional[Callable[[int, int], None]] = None):
             return state
         done = got[1]
     records = frame_source(capture)
+    track = _ctrack.track_frames
+    if hasattr(capture, "record_batches") and hasattr(_ctrack, "track_frame_batches"):
+        records = capture.record_batches()      # ETL: a list of records at a time
+        track = _ctrack.track_frame_batches
     if progress is None:
-        return _ctrack.track_frames(records, decode)
+        return track(records, decode)
     calls = [0]
 
     def tick():
         calls[0] += 1
         if calls[0] > done:
             progress(min(capture.bytes_read, size - 1), size)
-    state = _ctrack.track_frames(records, decode, tick)
+    state = track(records, decode, tick)
     progress(size, size)
     return state
 

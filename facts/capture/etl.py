@@ -92,6 +92,12 @@ class EtlCapture(Capture):
         from .etl_fast import iter_fused
         return iter_fused(self, records=True)
 
+    def record_batches(self):
+        """The records for ``_ctrack.track_frame_batches``: those of ``records()``, where
+        the compiled walk runs as batches of its kept items (``etl_fastc.fused_c``)."""
+        from .etl_fast import record_batches
+        return record_batches(self)
+
     def fast_packets(self):
         """Decoded packets straight from the buffers (``etl_fast``): pktmon copies are
         stepped over on their fold key and common frames decoded in place."""

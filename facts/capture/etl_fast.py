@@ -63,6 +63,14 @@ def iter_fused(cap, records: bool = False):
     return _fused(cap, next(iter(streams.values())), records)
 
 
+def record_batches(cap):
+    """``records()``, with the compiled walk in batches for ``_ctrack.track_frame_batches``
+    (see ``etl_fastc.fused_c``); without it, the records one at a time."""
+    if etl_fastc.available():
+        return etl_fastc.fused_c(cap, True, _decoded, _count_events, batches=True)
+    return iter_fused(cap, records=True)
+
+
 def _decoded(records):
     layout = LAYOUTS[1]
     fast = fast_segment

@@ -159,15 +159,21 @@ def _stream(etl, entries, proc, state, progress, extra=0):
             yield items
 
 
-def fused_c(cap, records, decoded, count_events):
+def fused_c(cap, records, decoded, count_events, batches=False):
     """Decoded packets (or with ``records`` the records) of an ``EtlCapture`` (see the
     module text; ``decoded``/``count_events`` are etl_fast's, passed in to keep the import
-    one-way)."""
+    one-way). With ``batches`` (and ``records``) the fast loop hands over each list the
+    fold kept as one batch ``(kept, frame, ctx)`` for ``_ctrack.track_frame_batches``,
+    which makes the records of ``records`` mode itself (frame + 1 on, clock, link types and
+    directions from ``ctx``): no Python step per record. The records of the general fold
+    (drops, damage, fragments...) still come one tuple at a time."""
     stats = cap.start_pass()
     etl = cap.etl
     streams = etl.streams()
     states = [StreamState() for _ in streams]
-    lists = [_stream(etl, entries, proc, state, cap.note_offset, 2 if records else 1)
+    # batches: the C side reads each frame in the buffer, so the walk copies nothing
+    extra = 0 if batches else 2 if records else 1
+    lists = [_stream(etl, entries, proc, state, cap.note_offset, extra)
              for (proc, entries), state in zip(streams.items(), states)]
     merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
     clock = cap.clock
@@ -187,6 +193,7 @@ def fused_c(cap, records, decoded, count_events):
     lst: list = []
     i = 0
     in_fast = True
+    ctx = (linear, whole_s, tick_off, seconds, ndis_lts, ndis_dirs, pm_dirs, link_types)
     try:
         while True:
             if i >= len(lst):
@@ -198,6 +205,14 @@ def fused_c(cap, records, decoded, count_events):
             # first event of walk_buffer's general form, at index i.
             kept, i, _end_frame, live, older, generation_start = fold(
                 lst, i, frame, live, older, generation_start, window, pm_dirs)
+            if batches:
+                if kept:
+                    # bytes_read (what a tick reports) stands still until the next list
+                    # is taken, as it does while records mode yields this one's records
+                    cap.records_read = frame + len(kept)
+                    yield kept, frame, ctx
+                    frame += len(kept)
+                kept = ()
             for ts, key, _app, code, dcode, orig, start, end, body, extra in kept:
                 frame += 1
                 if key is None:
