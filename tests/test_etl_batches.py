@@ -227,3 +227,13 @@ def test_without_compiled_walk(tmp_path, monkeypatch):
     _same_records(path)
     _same_state(path)
     agree(Path(path), monkeypatch)
+
+
+def test_corpus_etl():
+    corpus = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    paths = sorted(corpus.glob("*.etl")) if corpus.is_dir() else []
+    if not paths:
+        pytest.skip(f"no .etl in the shared corpus at {corpus}")
+    for path in paths:
+        _same_records(path)
+        _same_state(path)
