@@ -295,6 +295,9 @@ void free_rec_block(T *t, int64_t k);
 void *grow_blocks(void ***blocks, int64_t *nb, int64_t n, size_t size);
 /* _ctrack_tracker.c */
 int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject *plobj);
+void note_ts(T *t, double ts);
+int feed_inline(T *t, Seg *s, int64_t frame, double ts, int dir, const uint8_t *pl,
+                Py_ssize_t pllen);
 /* _ctrack_pyin.c */
 PyObject *ct_setup(PyObject *self, PyObject *classes);
 int feed_obj(T *t, PyObject *o);

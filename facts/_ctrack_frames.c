@@ -93,16 +93,7 @@ static int feed_record(T *t, PyObject *rec, PyObject *decode)
             release(&view);
             return -1;
         }
-        if (d)
-            s.direction = (uint8_t)d;   /* decode(): the record's direction, else SLL's */
-        s.frame = frame;
-        s.ts = ts;
-        if (!t->has_ts) {
-            t->first_ts = ts;
-            t->has_ts = 1;
-        }
-        t->last_ts = ts;
-        r = feed_seg(t, &s, pl, pllen, NULL) < 0 ? -1 : 1;
+        r = feed_inline(t, &s, frame, ts, d, pl, pllen) < 0 ? -1 : 1;
         release(&view);
         if (r < 0 && !PyErr_Occurred())
             PyErr_NoMemory();
@@ -142,16 +133,7 @@ static int feed_frame(T *t, const uint8_t *f, Py_ssize_t n, PyObject *lto, long 
     Py_ssize_t pllen;
     if (inline_layout((int)lt, &l3, &et) && inline_decode(f, n, (int)lt, l3, et, &s, &pl, &pllen)) {
         Py_XDECREF(tso);
-        if (d)
-            s.direction = (uint8_t)d;
-        s.frame = frame;
-        s.ts = ts;
-        if (!t->has_ts) {
-            t->first_ts = ts;
-            t->has_ts = 1;
-        }
-        t->last_ts = ts;
-        int r = feed_seg(t, &s, pl, pllen, NULL) < 0 ? -1 : 1;
+        int r = feed_inline(t, &s, frame, ts, d, pl, pllen) < 0 ? -1 : 1;
         if (r < 0 && !PyErr_Occurred())
             PyErr_NoMemory();
         return r;

@@ -148,14 +148,7 @@ PyObject *track_pcap(PyObject *self, PyObject *args)
         Py_ssize_t pllen;
         if (inline_decode(buf + p, incl, lt, l3, et, &s, &pl, &pllen)) {
             GIL_OFF();
-            s.frame = frame;
-            s.ts = ts;
-            if (!t.has_ts) {
-                t.first_ts = ts;
-                t.has_ts = 1;
-            }
-            t.last_ts = ts;
-            if (feed_seg(&t, &s, pl, pllen, NULL) < 0)
+            if (feed_inline(&t, &s, frame, ts, 0, pl, pllen) < 0)
                 goto done;   /* no memory */
         } else {
             GIL_ON();

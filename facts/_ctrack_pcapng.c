@@ -76,16 +76,7 @@ static int feed_frame(T *t, PyObject *decode, int64_t frame, double ts, int lt,
     const uint8_t *pl;
     Py_ssize_t pllen;
     if (inline_layout((int)lt, &l3, &et) && inline_decode(f, n, lt, l3, et, &s, &pl, &pllen)) {
-        if (dir)
-            s.direction = (uint8_t)dir;     /* decode(): the record's direction, else SLL's */
-        s.frame = frame;
-        s.ts = ts;
-        if (!t->has_ts) {
-            t->first_ts = ts;
-            t->has_ts = 1;
-        }
-        t->last_ts = ts;
-        if (feed_seg(t, &s, pl, pllen, NULL) < 0) {
+        if (feed_inline(t, &s, frame, ts, dir, pl, pllen) < 0) {
             PyErr_NoMemory();
             return -1;
         }

@@ -233,11 +233,7 @@ int feed_obj(T *t, PyObject *o)
         if (ts == -1.0 && PyErr_Occurred())
             return -1;
     }
-    if (!t->has_ts) {
-        t->first_ts = ts;
-        t->has_ts = 1;
-    }
-    t->last_ts = ts;
+    note_ts(t, ts);
     if (Py_TYPE(o) == (PyTypeObject *)SEGC.cls)
         return feed_segment_obj(t, o);
     if (PyObject_TypeCheck(o, (PyTypeObject *)FRAGC.cls)) {

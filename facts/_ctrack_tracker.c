@@ -239,6 +239,30 @@ static int on_rst(T *t, int64_t ci, Conn *c, int d, const Seg *p, const uint8_t 
 
 /* Tracker.feed for one segment. p's payload is filled here from pl (the captured payload);
  * plobj, when given, is the payload as a bytes object (decoded by Python). */
+/* The capture's first and last packet times, as Tracker.first_ts/last_ts. */
+void note_ts(T *t, double ts)
+{
+    if (!t->has_ts) {
+        t->first_ts = ts;
+        t->has_ts = 1;
+    }
+    t->last_ts = ts;
+}
+
+/* A segment the inline decoder made: its frame, time and, when the record has one (dir not
+ * 0), the record's direction over the link header's (as decode() does), then the tracker.
+ * feed_seg's result (-1: no memory). Touches no Python object: callable without the GIL. */
+int feed_inline(T *t, Seg *s, int64_t frame, double ts, int dir, const uint8_t *pl,
+                Py_ssize_t pllen)
+{
+    if (dir)
+        s->direction = (uint8_t)dir;
+    s->frame = frame;
+    s->ts = ts;
+    note_ts(t, ts);
+    return feed_seg(t, s, pl, pllen, NULL);
+}
+
 int feed_seg(T *t, Seg *p, const uint8_t *pl, Py_ssize_t pllen, PyObject *plobj)
 {
     int flags = p->flags;
