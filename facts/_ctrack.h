@@ -322,6 +322,7 @@ int inline_decode(const uint8_t *f, Py_ssize_t n, int lt, Py_ssize_t l3, Py_ssiz
                   Seg *s, const uint8_t **pl, Py_ssize_t *pllen);
 /* _ctrack_pcap.c */
 PyObject *track_pcap(PyObject *self, PyObject *args);
+void raise_read_error(int err);
 Py_ssize_t read_full(int fd, uint8_t *buf, Py_ssize_t n);
 int refill(int fd, uint8_t **buf, Py_ssize_t *cap, Py_ssize_t *blen, Py_ssize_t *pos,
            long long *base, long long *fpos, Py_ssize_t need);

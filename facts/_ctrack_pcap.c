@@ -62,6 +62,16 @@ static PyObject *progress_call(PyObject *progress, long long done, long long siz
 #define GIL_OFF() do { if (!save) save = PyEval_SaveThread(); } while (0)
 #define GIL_ON() do { if (save) { PyEval_RestoreThread(save); save = NULL; } } while (0)
 
+/* A walk that stopped: the read's errno as OSError, else no memory (unless an error is set). */
+void raise_read_error(int err)
+{
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else if (!PyErr_Occurred())
+        PyErr_NoMemory();
+}
+
 PyObject *track_pcap(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -202,11 +212,7 @@ PyObject *track_pcap(PyObject *self, PyObject *args)
     return res;
 done:
     GIL_ON();
-    if (err) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-    } else if (!PyErr_Occurred())
-        PyErr_NoMemory();
+    raise_read_error(err);
     PyMem_RawFree(buf);
     t_free(&t);
     Py_XDECREF(warn);

@@ -306,11 +306,7 @@ PyObject *track_pcapng(PyObject *self, PyObject *args)
     t_free(&t);
     return res;
 fail:
-    if (err) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-    } else if (!PyErr_Occurred())
-        PyErr_NoMemory();
+    raise_read_error(err);
     PyMem_RawFree(buf);
     PyMem_RawFree(ifaces);
     t_free(&t);
