@@ -53,10 +53,20 @@ def _spec(cls: type[BaseModel]) -> _Spec:
     return spec
 
 
+def _adopt(cls: type[M], data: dict[str, Any], given: set[str]) -> M:
+    """The model object model_construct makes, around ``data`` as its ``__dict__``."""
+    m = _new(cls)
+    _set(m, "__dict__", data)
+    _set(m, "__pydantic_fields_set__", given)
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
+
+
 def construct(cls: type[M], **values: Any) -> M:
     """``cls.model_construct(**values)`` for field names (not aliases). A field left out
     takes its default; one without a default stays unset, as with ``model_construct``."""
-    spec = _SPECS.get(cls) or _spec(cls)
+    spec = _spec(cls)
     if not spec.plain:
         return cls.model_construct(**values)
     if len(values) == spec.count and tuple(values) == spec.names:
@@ -78,33 +88,23 @@ def construct(cls: type[M], **values: Any) -> M:
                 data[name] = defaults[name]
             elif name in factories:
                 data[name] = factories[name]()
-    m = _new(cls)
-    _set(m, "__dict__", data)
-    _set(m, "__pydantic_fields_set__", given)
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
-    return m
+    return _adopt(cls, data, given)
 
 
 def construct_dict(cls: type[M], data: dict[str, Any]) -> M:
     """``construct(cls, **data)`` for a complete ``data`` (every field, in declaration order),
     which becomes the model's ``__dict__`` itself (no copy). This is what the compiled facts
     (``facts._ctrack``) build; anything else is refused."""
-    spec = _SPECS.get(cls) or _spec(cls)
+    spec = _spec(cls)
     if not spec.plain or len(data) != spec.count or tuple(data) != spec.names:
         raise TypeError(f"construct_dict: {cls.__name__} needs every field, in order")
-    m = _new(cls)
-    _set(m, "__dict__", data)
-    _set(m, "__pydantic_fields_set__", set(spec.names))
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
-    return m
+    return _adopt(cls, data, set(spec.names))
 
 
 def model_is_plain(cls: type[BaseModel]) -> bool:
     """``construct`` builds ``cls`` itself (no private attributes, post-init hook, extra
     fields or root model), so its instances are ``__dict__`` plus the fields set."""
-    return (_SPECS.get(cls) or _spec(cls)).plain
+    return (_spec(cls)).plain
 
 
 def present(model: BaseModel) -> dict[str, Any]:
