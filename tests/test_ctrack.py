@@ -292,8 +292,9 @@ def test_examples_agree(path, monkeypatch):
 @needs_c
 @pytest.mark.parametrize("pattern", ["*.pcap", "*.pcapng", "*.etl"])
 def test_corpus_agrees(pattern, monkeypatch):
-    """Classic pcap through the compiled walk; pcapng and ETL through the compiled tracker
-    fed with the packets their readers decode."""
+    """Classic pcap through the compiled walk, pcapng and ETL through the compiled frame
+    entry points (extract); the tracker state is also compared when it is fed the packets
+    their readers decode (track_packets; test_ctrack_frames checks the frame path's state)."""
     if not CORPUS.is_dir():
         pytest.skip(f"no shared corpus at {CORPUS}")
     paths = sorted(CORPUS.glob(pattern))
