@@ -211,7 +211,16 @@ class Report(_R):
         """The report as JSON text, UTF-8 unescaped; non-finite numbers become null. Written
         by pydantic-core in one go: four times faster than ``json.dumps(to_json_dict())``
         on a report with 5 000 resets."""
-        return self.model_dump_json(by_alias=True, indent=indent)
+        return self.to_json_bytes(indent).decode("utf-8")
+
+    def to_json_bytes(self, indent: Optional[int] = None) -> bytes:
+        """``to_json`` as the UTF-8 bytes pydantic-core writes, for writing out without a
+        decode and encode of the whole text (26 MB on 5 000 resets). Without pydantic's
+        serialization warnings: the objects are built from typed facts without validation,
+        and the tests check the JSON against the schema instead; the warnings' type checks
+        were a sixth of the time."""
+        return type(self).__pydantic_serializer__.to_json(self, indent=indent, by_alias=True,
+                                                          warnings=False)
 
 
 def report_json_schema() -> dict[str, Any]:

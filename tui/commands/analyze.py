@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--fail-on-forged", action="store_true",
                    help="exit 1 when any reset was sent by a middle device (for monitoring)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch=True)
 
 
 def run(args) -> int:
@@ -40,7 +40,7 @@ def run(args) -> int:
         from engine import Reasoner, load_kb
         from engine.analysis import analyze
         from tui.output import write_output
-        from tui.render import render
+        from tui.render import render, render_json
 
         kb = load_kb(args.kb)
         with Reasoner(kb) as reasoner:
@@ -52,7 +52,10 @@ def run(args) -> int:
         bar.close()
     to_tty = args.output is None and sys.stdout.isatty()
     color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
-    text = render(report, args.format, args.lang, color=color and args.format == "text")
+    if args.format == "json":  # bytes, as pydantic-core writes them
+        text = render_json(report)
+    else:
+        text = render(report, args.format, args.lang, color=color and args.format == "text")
     write_output(text, args.output, "report")
     for warning in report.warnings:
         print(f"rstsleuth: warning: {warning}", file=sys.stderr)

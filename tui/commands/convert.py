@@ -16,7 +16,7 @@ def register(sub) -> None:
                                    "per-component copies of a packet become one packet.")
     p.add_argument("input", help="capture to read (.etl, pcap or pcapng)")
     p.add_argument("output", help="pcapng file to write")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch=True)
 
 
 def _resolution(capture) -> int:

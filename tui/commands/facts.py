@@ -6,7 +6,6 @@ One Connection or RstEvent per line (each connection followed by its RSTs), then
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 
@@ -19,15 +18,12 @@ def register(sub) -> None:
     p.add_argument("capture", help="pcap, pcapng or Windows .etl capture")
     p.add_argument("--connections", action=argparse.BooleanOptionalAction,
                    default=True, help="also print connection lines (default: yes)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch=True)
 
 
 def run(args) -> int:
     from facts.extract import iter_facts
 
-    # A one-shot process whose objects live until it prints them: the cyclic collector
-    # would only re-scan them (the tracker breaks its own cycles).
-    gc.disable()
     stream = iter_facts(args.capture, connections=args.connections)
     out = sys.stdout
     write = out.write

@@ -14,8 +14,13 @@ INDENT_MAX_RESETS = 1000
 
 def render(report: Report, fmt: str, lang: str = "en", color: bool = False) -> str:
     if fmt == "json":
-        indent = 2 if len(report.resets) <= INDENT_MAX_RESETS else None
-        return report.to_json(indent) + "\n"
+        return render_json(report).decode("utf-8")
     if fmt == "markdown":
         return render_markdown(report, lang)
     return render_text(report, lang, color)
+
+
+def render_json(report: Report) -> bytes:
+    """The JSON document as UTF-8 bytes, ending with a newline."""
+    indent = 2 if len(report.resets) <= INDENT_MAX_RESETS else None
+    return report.to_json_bytes(indent) + b"\n"
