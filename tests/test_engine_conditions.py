@@ -121,3 +121,24 @@ def test_combine_all_folds_in_order_and_rounds():
     assert certainty.contribution(0.9, 0.8) == 0.72
     # 0.1 * 3 reaches 0.3 exactly after rounding
     assert certainty.contribution(0.1, 3) >= 0.3
+
+
+def test_normalize_fast_path_equals_the_loop():
+    """normalize_evidence's C-level scans (plain evidence) give exactly what the per-item loop
+    gives, types included, on random mixes of plain and unusual values."""
+    import math
+    import random
+
+    from engine.conditions import _normalize_each
+    rng = random.Random(11)
+    pool = [None, 0, 1, -7, True, False, 0.5, 1e308, -1e308, math.inf, -math.inf, math.nan,
+            "x", "", [1, 2], [], (1, 2), {3}, frozenset({4}), 2 ** 70]
+    for _ in range(3000):
+        evidence = {f"f{i}": rng.choice(pool) for i in range(rng.randint(0, 12))}
+        fast, slow = normalize_evidence(evidence), _normalize_each(evidence)
+        assert fast == slow, evidence
+        assert [type(v) for v in fast.values()] == [type(v) for v in slow.values()], evidence
+        assert list(fast) == list(slow)
+        assert all(v is not None and not (isinstance(v, float) and not math.isfinite(v))
+                   for v in fast.values())
+        assert fast is not evidence
