@@ -349,6 +349,7 @@ PyObject *rec_obj(B *b, Rec *r, int64_t i, PyObject *conn);
 PyObject *build_tracker(T *t);
 /* _ctrack_models.c */
 int facts_setup(PyObject *classes);
+int facts_ready(void);
 PyObject *fact_fields(PyObject *self, PyObject *unused);
 PyObject *model(int m, PyObject **v, int n);
 PyObject *fact_id(char c, int64_t n);

@@ -65,6 +65,11 @@ PyObject *fact_fields(PyObject *self, PyObject *unused)
                          names_tuple(RST_FIELDS));
 }
 
+int facts_ready(void)
+{
+    return MCLS[0] != NULL;
+}
+
 int facts_setup(PyObject *classes)
 {
     for (int m = 0; m < NMODELS; m++) {

@@ -9,7 +9,8 @@
  * Connection with its RstEvents, as facts.rst.iter_built yields them), without a Python object
  * per packet or per tracker record.
  *
- * setup(classes: dict)                      once, with the classes the objects are made of
+ * setup(classes: dict)                      with the classes the objects are made of (the
+ *                                           fact models may come in a second call)
  * track_pcap(fd, linktype, big_endian, unit, limit, chunk, decode, progress, size)
  *   -> (state, records_read, bytes_read, warning)
  *   warning: None, ("cut", have, need, frames, header) or ("corrupt", off, incl, rest, frames)
@@ -72,6 +73,8 @@ static PyObject *state_tracker(State *s, PyObject *unused)
         return NULL;
     if (s->f.started)
         return PyErr_Format(PyExc_RuntimeError, "facts() was already called");
+    if (!facts_ready())
+        return PyErr_Format(PyExc_RuntimeError, "_ctrack.setup() was not given the fact models");
     s->done = 1;
     PyObject *tracker = build_tracker(&s->t);
     t_free(&s->t);
@@ -86,6 +89,8 @@ static PyObject *state_facts(State *s, PyObject *capture)
         return PyErr_Format(PyExc_TypeError, "facts(capture): a str");
     if (s->f.started)
         return PyErr_Format(PyExc_RuntimeError, "facts() was already called");
+    if (!facts_ready())
+        return PyErr_Format(PyExc_RuntimeError, "_ctrack.setup() was not given the fact models");
     if (facts_start(s, capture) < 0)
         return NULL;
     Py_INCREF(s);

@@ -72,7 +72,9 @@ PyObject *ct_setup(PyObject *self, PyObject *classes)
     Py_XSETREF(SYNINFO, si);
     Py_INCREF(tr);
     Py_XSETREF(TRACKER, tr);
-    if (facts_setup(classes) < 0)
+    /* The fact models (pydantic: a tenth of a second to import) may come in a later call,
+     * so that a reader thread can walk the file while they are imported. */
+    if (PyDict_GetItemString(classes, "Connection") && facts_setup(classes) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

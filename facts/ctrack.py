@@ -29,45 +29,55 @@ order; otherwise ``facts.rst`` builds them from ``state.tracker()``).
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 from .capture import pcapng
 from .capture.base import open_checked
 from .capture.pcapng import PcapngCapture
 from .capture.pcap import CHUNK, PcapCapture
 from .decode import decode
-from .fastmodel import model_is_plain
-from .models import Connection, Endpoint, RstEvent
 from .packet import IcmpTooBig, IpFragment, TcpSegment
 from .tracker import Conn, Half, RstRecord, SynInfo, Tracker
+
+if TYPE_CHECKING:
+    from .models import Connection, RstEvent
 
 try:
     from . import _ctrack
 except ImportError:  # not built: the Python pass does everything
     _ctrack = None
 else:
+    # The fact models (pydantic) are handed over on first use (facts_available): importing
+    # them costs a tenth of a second, which ``facts.prefetch``'s reader spends walking the
+    # file instead.
     _ctrack.setup({"TcpSegment": TcpSegment, "Half": Half, "Conn": Conn,
                    "RstRecord": RstRecord, "SynInfo": SynInfo, "Tracker": Tracker,
-                   "IpFragment": IpFragment, "IcmpTooBig": IcmpTooBig,
-                   "Connection": Connection, "Endpoint": Endpoint, "RstEvent": RstEvent})
+                   "IpFragment": IpFragment, "IcmpTooBig": IcmpTooBig})
 
-_MODELS = (Connection, Endpoint, RstEvent)
 # Link types the compiled walk decodes inline (_ctrack.h inline_layout): Ethernet, Linux
 # SLL/SLL2, raw IP (any version, IPv4 only, IPv6 only).
 INLINE_LINKTYPES = frozenset({1, 113, 276, 12, 14, 101, 228, 229})
 
 
 def _facts_match() -> bool:
-    """The C code builds every field of these models by name and position: a model that gained
-    or reordered fields (or needs pydantic's own construction) goes through facts.rst."""
+    """Hand the fact models to the compiled builder. The C code builds every field of these
+    models by name and position: a model that gained or reordered fields (or needs
+    pydantic's own construction) goes through facts.rst."""
     if _ctrack is None:
         return False
+    from .fastmodel import model_is_plain
+    from .models import Connection, Endpoint, RstEvent
+    _ctrack.setup({"TcpSegment": TcpSegment, "Half": Half, "Conn": Conn,
+                   "RstRecord": RstRecord, "SynInfo": SynInfo, "Tracker": Tracker,
+                   "IpFragment": IpFragment, "IcmpTooBig": IcmpTooBig,
+                   "Connection": Connection, "Endpoint": Endpoint, "RstEvent": RstEvent})
     built = _ctrack.fact_fields()
     return all(names == tuple(cls.model_fields) and model_is_plain(cls)
-               for names, cls in zip(built, _MODELS))
+               for names, cls in zip(built, (Connection, Endpoint, RstEvent)))
 
 
-FACTS_MATCH = _facts_match()
+# Whether the compiled facts match the models: worked out by the first facts_available().
+FACTS_MATCH: Optional[bool] = None
 
 
 def available() -> bool:
@@ -77,7 +87,12 @@ def available() -> bool:
 
 def facts_available() -> bool:
     """``available()``, and the compiled facts match the models."""
-    return available() and FACTS_MATCH
+    global FACTS_MATCH
+    if not available():
+        return False
+    if FACTS_MATCH is None:
+        FACTS_MATCH = _facts_match()
+    return FACTS_MATCH
 
 
 def usable(capture) -> bool:
@@ -201,7 +216,7 @@ def read_frames(capture, progress: Optional[Callable[[int, int], None]] = None):
     return state
 
 
-def iter_facts(state, capture: str) -> Iterator[tuple[Connection, list[RstEvent]]]:
+def iter_facts(state, capture: str) -> Iterator[tuple["Connection", list["RstEvent"]]]:
     """What ``facts.rst.iter_built`` yields for the tracker this ``State`` holds (each
     connection in order of first packet, with its RSTs), built in C from the state, which it
     releases as it goes. Needs ``facts_available()``."""

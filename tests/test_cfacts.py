@@ -8,6 +8,10 @@ the built models are checked to be what ``fastmodel.construct`` makes.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from builders import Conversation, merge
@@ -17,6 +21,8 @@ from facts.extract import FactStream, extract
 from facts.fastmodel import construct, construct_dict, model_is_plain
 from facts.models import Connection, Endpoint, RstEvent
 from test_ctrack import same_results, write_pcap
+
+ROOT = Path(__file__).resolve().parents[1]
 
 needs_c = pytest.mark.skipif(not ctrack.facts_available(),
                              reason="facts._ctrack is not built or RSTSLEUTH_NO_CEXT is set")
@@ -174,7 +180,31 @@ def test_fact_fields_match_models():
     assert conn == tuple(Connection.model_fields)
     assert ep == tuple(Endpoint.model_fields)
     assert rst == tuple(RstEvent.model_fields)
-    assert ctrack.FACTS_MATCH
+    assert ctrack.facts_available() and ctrack.FACTS_MATCH
+
+
+@needs_c
+def test_walk_needs_no_models_and_facts_wait_for_them(branch_pcap):
+    """A reader thread walks the file while the models (pydantic) are still being imported:
+    importing facts.ctrack loads neither, and the compiled facts are refused until
+    facts_available() has handed the models over."""
+    code = ("import sys\n"
+            "import facts.ctrack as c\n"
+            "from facts.capture import open_capture\n"
+            "assert 'pydantic' not in sys.modules and 'facts.models' not in sys.modules\n"
+            f"state = c.read_pcap(open_capture({str(branch_pcap)!r}))\n"
+            "try:\n"
+            "    state.facts('x')\n"
+            "except RuntimeError as exc:\n"
+            "    print('refused:', exc)\n"
+            "assert c.facts_available()\n"
+            f"state = c.read_pcap(open_capture({str(branch_pcap)!r}))\n"
+            "print('facts', sum(1 + len(r) for _, r in c.iter_facts(state, 'x')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: _ctrack.setup() was not given the fact models" in proc.stdout
+    assert "facts " in proc.stdout and "facts 0" not in proc.stdout
 
 
 @needs_c
