@@ -6,10 +6,12 @@ CTRACK = ["module", "table", "tracker", "pyin", "decode", "pcap", "pyout", "pytr
 
 setup(ext_modules=[
     # One extension, split by concern (facts/capture/_etlwalk.h lists what each file does).
+    # -ffp-contract=off: records' timestamps must round exactly as Python's float arithmetic.
     Extension("facts.capture._etlwalk",
-              [f"facts/capture/_etlwalk_{name}.c" for name in ("walk", "merge", "fold", "module")],
+              [f"facts/capture/_etlwalk_{name}.c"
+               for name in ("walk", "merge", "fold", "records", "module")],
               optional=True, depends=["facts/capture/_etlwalk.h"],
-              extra_compile_args=["-fvisibility=hidden"]),
+              extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
               depends=["facts/_ctrack.h"],

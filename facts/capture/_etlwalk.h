@@ -10,6 +10,7 @@
  *                    (with their fold keys and extras) it returns
  * _etlwalk_merge.c   merge(): the time merge of processor streams (the Merger iterator)
  * _etlwalk_fold.c    fold(): the pktmon fold of a list of walk items
+ * _etlwalk_records.c records(): the records of a list the fold kept, one at a time
  * _etlwalk_module.c  the method table and the module
  *
  * Each function is described where it is defined.
@@ -26,6 +27,8 @@ PyObject *walk(PyObject *self, PyObject *args);        /* _etlwalk_walk.c */
 PyObject *merge(PyObject *self, PyObject *streams);    /* _etlwalk_merge.c */
 extern PyTypeObject MergerType;                         /* _etlwalk_merge.c */
 PyObject *fold(PyObject *self, PyObject *args);        /* _etlwalk_fold.c */
+PyObject *records(PyObject *self, PyObject *args);     /* _etlwalk_records.c */
+extern PyTypeObject RecordsType;                        /* _etlwalk_records.c */
 
 /* An int64 from a Python int. PyLong_AsLongLong goes through a byte array for ints of more
  * than one digit (every timestamp); the overflow variant reads the digits directly.

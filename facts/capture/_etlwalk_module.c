@@ -1,4 +1,4 @@
-/* The module facts.capture._etlwalk: walk, merge and fold (see _etlwalk.h). */
+/* The module facts.capture._etlwalk: walk, merge, fold and records (see _etlwalk.h). */
 #include "_etlwalk.h"
 
 static PyMethodDef methods[] = {
@@ -9,6 +9,9 @@ static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS,
      "fold(items, i, frame, live, older, generation_start, window, dirs)"
      " -> (kept, i, frame, live, older, generation_start)"},
+    {"records", records, METH_VARARGS,
+     "records(kept, frame, ctx, cap) -> iterator of the records of the items fold kept"
+     " (frames frame+1 on; ctx as _ctrack.track_frame_batches reads it)"},
     {"merge", merge, METH_O,
      "merge(streams) -> iterator of lists: the streams' lists of events (tuples, int64"
      " timestamp first) merged by time exactly as etl_buffers.merge_streams merges them"},
@@ -20,7 +23,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_etlwalk",
 
 PyMODINIT_FUNC PyInit__etlwalk(void)
 {
-    if (PyType_Ready(&MergerType) < 0)
+    if (PyType_Ready(&MergerType) < 0 || PyType_Ready(&RecordsType) < 0)
         return NULL;
     return PyModule_Create(&module);
 }

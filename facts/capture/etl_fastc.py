@@ -26,6 +26,8 @@ or ``RSTSLEUTH_NO_CEXT`` is set; ``etl_fast`` then runs its Python loops.
 """
 from __future__ import annotations
 
+from itertools import chain
+
 from facts.decode import decode
 from facts.packet import TcpSegment
 
@@ -38,6 +40,7 @@ from .etl_events import (KW_MEDIA, KW_NATIVE_80211, KW_WWAN_RAW_IP, NDIS_DIRECTI
 
 _walk = compiled("walk")
 _fold = compiled("fold")
+_records = compiled("records")
 
 # The C side hard-codes the media mask it returns for NDIS packets.
 assert KW_MEDIA == 0x10200
@@ -45,7 +48,7 @@ SIZE_AT_4_TABLE = bytes(1 if i in SIZE_AT_4 else 0 for i in range(256))
 
 
 def available() -> bool:
-    return _walk is not None and _fold is not None
+    return _walk is not None and _fold is not None and _records is not None
 
 
 # A whole NDIS packet of walk_buffer's form back to the keyword bits the C walk returns.
@@ -162,17 +165,26 @@ def _stream(etl, entries, proc, state, progress, extra=0):
 def fused_c(cap, records, decoded, count_events, batches=False):
     """Decoded packets (or with ``records`` the records) of an ``EtlCapture`` (see the
     module text; ``decoded``/``count_events`` are etl_fast's, passed in to keep the import
-    one-way). With ``batches`` (and ``records``) the fast loop hands over each list the
-    fold kept as one batch ``(kept, frame, ctx)`` for ``_ctrack.track_frame_batches``,
-    which makes the records of ``records`` mode itself (frame + 1 on, clock, link types and
-    directions from ``ctx``): no Python step per record. The records of the general fold
-    (drops, damage, fragments...) still come one tuple at a time."""
+    one-way). The records of each list the fold kept are made in C (``_etlwalk.records``,
+    one iterator per list, chained: no Python step per record). With ``batches`` (and
+    ``records``) each such list is handed over as one batch ``(kept, frame, ctx)`` for
+    ``_ctrack.track_frame_batches`` instead, which makes the records itself (frame + 1 on,
+    clock, link types and directions from ``ctx``). The records of the general fold
+    (drops, damage, fragments...) come one tuple at a time either way."""
+    loop = _loop(cap, "batches" if batches else "records" if records else "packets",
+                 decoded, count_events)
+    return chain.from_iterable(loop) if records and not batches else loop
+
+
+def _loop(cap, mode, decoded, count_events):
+    """fused_c's loop. mode "packets": decoded packets; "records": iterables of records
+    (for chain.from_iterable); "batches": batches and records (see fused_c)."""
     stats = cap.start_pass()
     etl = cap.etl
     streams = etl.streams()
     states = [StreamState() for _ in streams]
     # batches: the C side reads each frame in the buffer, so the walk copies nothing
-    extra = 0 if batches else 2 if records else 1
+    extra = {"batches": 0, "records": 2, "packets": 1}[mode]
     lists = [_stream(etl, entries, proc, state, cap.note_offset, extra)
              for (proc, entries), state in zip(streams.items(), states)]
     merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
@@ -188,7 +200,8 @@ def fused_c(cap, records, decoded, count_events, batches=False):
     new = TcpSegment.__new__
     Seg = TcpSegment
     ndis_lts, ndis_dirs = NDIS_LINKTYPES, NDIS_DIRECTIONS
-    fold = _fold
+    fold, make_records = _fold, _records
+    packets, batches = mode == "packets", mode == "batches"
     last_lt = None
     lst: list = []
     i = 0
@@ -205,13 +218,16 @@ def fused_c(cap, records, decoded, count_events, batches=False):
             # first event of walk_buffer's general form, at index i.
             kept, i, _end_frame, live, older, generation_start = fold(
                 lst, i, frame, live, older, generation_start, window, pm_dirs)
-            if batches:
-                if kept:
+            if kept and not packets:
+                if batches:
                     # bytes_read (what a tick reports) stands still until the next list
                     # is taken, as it does while records mode yields this one's records
                     cap.records_read = frame + len(kept)
                     yield kept, frame, ctx
-                    frame += len(kept)
+                else:
+                    # the iterator sets records_read as it hands out each record
+                    yield make_records(kept, frame, ctx, cap)
+                frame += len(kept)
                 kept = ()
             for ts, key, _app, code, dcode, orig, start, end, body, extra in kept:
                 frame += 1
@@ -225,12 +241,6 @@ def fused_c(cap, records, decoded, count_events, batches=False):
                     link_types.add(lt)
                     last_lt = lt
                 tsf = whole_s + (ts + tick_off) / 1e7 if linear else seconds(ts)
-                if records:
-                    data = body[start:end] if extra is None else extra
-                    cap.records_read = frame
-                    yield (frame, tsf, lt, data, orig if orig > len(data) else len(data),
-                           direction)
-                    continue
                 if extra is not None:
                     # fastpcap.fast_segment, with the header fields read by the C walk.
                     (src, dst, sport, dport, ttl, ip_id, seq, ack, tflags, reserved, win, plen,
@@ -272,7 +282,12 @@ def fused_c(cap, records, decoded, count_events, batches=False):
             cur = [lst, i]
             folded = cap.fold_records(stats, (_general_from(cur, merged), states, frame, live,
                                               older, generation_start), back)
-            yield from folded if records else decoded(folded)
+            if packets:
+                yield from decoded(folded)
+            elif batches:
+                yield from folded
+            else:
+                yield folded                # its records, one at a time (records_read too)
             if not back:
                 break                       # the fold read to the end
             _ev, frame, live, older, generation_start = back[0]
@@ -280,7 +295,7 @@ def fused_c(cap, records, decoded, count_events, batches=False):
             in_fast = True
         cap.bytes_read = etl.file_size
     finally:
-        if in_fast:
+        if in_fast and mode != "records":
             cap.records_read = frame
         count_events(cap, states)
         cap.finish_pass(stats)
