@@ -351,14 +351,21 @@ def read_kb(path: str | os.PathLike | None = None) -> tuple[KnowledgeBase, list[
 def load_kb(path: str | os.PathLike | None = None) -> KnowledgeBase:
     """The validated knowledge base. Raises KBError carrying every error; warnings are kept
     in ``kb.warnings``."""
-    from .validate import check_kb  # the validator imports this module
+    from . import kb_cache
 
-    kb, problems, locator = read_kb(path)
+    root = resolve_kb_path(path)
+    files = kb_files(root)
+    cached, entry = kb_cache.load(root, files)
+    if cached is not None:
+        return cached
+    from .validate import check_kb  # the validator imports this module
+    kb, problems, locator = read_kb(root)
     problems += check_kb(kb, locator)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise KBError(sort_problems(errors))
     kb.warnings = sort_problems([p for p in problems if p.severity == "warning"])
+    kb_cache.store(entry, kb)
     return kb
 
 
