@@ -311,8 +311,16 @@ def test_c_merge_bad_input_raises_and_leaks_nothing():
         merge(5)
 
 
+def _memory(app, frame, dcode, dirs):
+    """How the compiled fold remembers a packet: one int when it fits (etl.remembered)."""
+    if 0 <= app < 1 << 16 and 0 <= frame < 1 << 44:
+        return app | dcode << 16 | frame << 19
+    return app, frame, dirs[dcode]
+
+
 def _py_fold(items, i, frame, live, older, gen, window, dirs):
-    """The fold of the compiled reader's loop in Python (as etl_fast._fold_fast folds)."""
+    """The fold of the compiled reader's loop in Python (as etl_fast._fold_fast folds),
+    packets remembered as the compiled fold remembers them."""
     kept = []
     for i in range(i, len(items)):
         ev = items[i]
@@ -325,12 +333,16 @@ def _py_fold(items, i, frame, live, older, gen, window, dirs):
                 e = live.get(key)
                 if e is None:
                     e = older.get(key)
-                if e is not None and app > e[0]:
+                if type(e) is int:
+                    if app > e & 0xFFFF:
+                        live[key] = _memory(app, e >> 19, (e >> 16) & 7, dirs)
+                        continue
+                elif e is not None and app > e[0]:
                     live[key] = (app, e[1], e[2])
                     continue
             if ts - gen > window:
                 older, live, gen = live, {}, ts
-            live[key] = (app, frame + 1, dirs[dcode])
+            live[key] = _memory(app, frame + 1, dcode, dirs)
         frame += 1
         kept.append(ev)
     return kept, len(items), frame, live, older, gen
@@ -339,7 +351,8 @@ def _py_fold(items, i, frame, live, older, gen, window, dirs):
 @needs_cext
 def test_c_fold_equals_python_fold():
     """Copies in and out of order, restarts, rollover of the fold generations, general
-    events stopping the fold, remembered packets as tuples or (fold_records') lists."""
+    events stopping the fold, remembered packets as ints (the compiled fold's), tuples or
+    (fold_records') lists, frames past what an int memory holds."""
     fold = etl_fastc._fold
     dirs = tuple(f"d{i}" for i in range(8))
     rng = random.Random(5)
@@ -355,11 +368,14 @@ def test_c_fold_equals_python_fold():
                 items.append((ts, rng.randrange(1, 4), "general event"))
             else:
                 key = rng.choice([(rng.randrange(1, 6) << 16) | 1, (3 << 64) | rng.randrange(6)])
-                items.append((ts, key, rng.randrange(1, 5), 1, rng.randrange(8), 60, 0, 60, b"",
-                              None))
-        seen = {((2 << 16) | 1): [3, 0, "pending"], ((3 << 64) | 2): (2, 9, "in")}
+                app = rng.randrange(1, 5) if rng.random() < 0.95 else 1 << rng.choice([16, 40])
+                items.append((ts, key, app, 1, rng.randrange(8), 60, 0, 60, b"", None))
+        seen = {((2 << 16) | 1): [3, 0, "pending"], ((3 << 64) | 2): (2, 9, "in"),
+                ((4 << 16) | 1): 2 | 3 << 16 | 12 << 19}
         i = rng.randrange(0, 3)
-        args = (i, rng.randrange(0, 5), rng.randrange(-50, 50), rng.choice([0, 10, 1000]))
+        # frames from just under the int memories' limit (1 << 44) on: tuples past it
+        frame = rng.randrange(0, 5) if rng.random() < 0.9 else (1 << 44) - rng.randrange(1, 9)
+        args = (i, frame, rng.randrange(-50, 50), rng.choice([0, 10, 1000]))
         while True:
             frame, gen, window = args[1], args[2], args[3]
             got = fold(items, args[0], frame, dict(seen), {}, gen, window, dirs)
@@ -384,7 +400,7 @@ def test_c_fold_rejects_bad_arguments():
     with pytest.raises(TypeError):
         fold([item[:2] + ("app",) + item[3:]], 0, 0, {}, {}, 0, 10, dirs)
     with pytest.raises(TypeError):          # a remembered packet of the wrong shape
-        fold([item[:2] + (2,) + item[3:]], 0, 0, {item[1]: 7}, {}, 0, 10, dirs)
+        fold([item[:2] + (2,) + item[3:]], 0, 0, {item[1]: "7"}, {}, 0, 10, dirs)
 
 
 @needs_cext

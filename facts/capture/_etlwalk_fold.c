@@ -3,16 +3,32 @@
  * from index i: a whole NDIS packet (key None) is kept; a pktmon copy (key > 3) is folded
  * exactly as fold_records folds it -- a later copy (AppearanceCount above the one
  * remembered for its key, in live or else older) updates the memory and is dropped, any
- * other becomes the next frame and is remembered as (AppearanceCount, frame, direction) in
- * live, which rolls over to older once the copy is more than window after
- * generation_start. The first item of walk_buffer's general form (key 1-3) stops the fold:
- * i is then its index, else len(items). Returns (kept, i, frame, live, older,
- * generation_start); the kept items are frames frame+1, frame+2, ... in order. */
+ * other becomes the next frame and is remembered in live, which rolls over to older once
+ * the copy is more than window after generation_start. The first item of walk_buffer's
+ * general form (key 1-3) stops the fold: i is then its index, else len(items). Returns
+ * (kept, i, frame, live, older, generation_start); the kept items are frames frame+1,
+ * frame+2, ... in order.
+ * A packet is remembered as one int, AppearanceCount | direction code << 16 | frame << 19
+ * (etl.remembered reads it back as fold_records' (AppearanceCount, frame, direction)
+ * tuple, dirs[code] the direction): no tuple and frame int per packet. Values that do not
+ * fit (never from a walk: AppearanceCount is 16 bits) are remembered as that tuple. */
 #include "_etlwalk.h"
 
-static int item_app(PyObject *e, long *app)
+#define APP_MASK 0xFFFFLL
+#define FRAME_SHIFT 19
+#define FRAME_LIMIT (1LL << 44)
+
+/* The AppearanceCount of remembered packet e: an int (see above), a tuple or a list. */
+static int memory_app(PyObject *e, long long *app)
 {
     PyObject *v;
+    if (PyLong_CheckExact(e)) {
+        long long m = PyLong_AsLongLong(e);
+        if (m == -1 && PyErr_Occurred())
+            return -1;
+        *app = m & APP_MASK;
+        return 0;
+    }
     if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) > 0)
         v = PyTuple_GET_ITEM(e, 0);
     else if (PyList_Check(e) && PyList_GET_SIZE(e) > 0)
@@ -21,7 +37,7 @@ static int item_app(PyObject *e, long *app)
         PyErr_SetString(PyExc_TypeError, "fold: a remembered packet must be a tuple or list");
         return -1;
     }
-    *app = PyLong_AsLong(v);
+    *app = PyLong_AsLongLong(v);
     return (*app == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
@@ -35,6 +51,49 @@ static PyObject *remembered(PyObject *app, PyObject *frame, PyObject *direction)
         PyObject_GC_UnTrack(t);     /* scalars only: see append_item (_etlwalk_walk.c) */
     }
     return t;
+}
+
+/* The memory of a packet (a new reference): the int when it fits, else the tuple. */
+static PyObject *memory(PyObject *app_obj, long long app, long long frame, PyObject *dirs,
+                        Py_ssize_t d)
+{
+    if (app >= 0 && app <= APP_MASK && frame >= 0 && frame < FRAME_LIMIT)
+        return PyLong_FromLongLong(app | (long long)d << 16 | frame << FRAME_SHIFT);
+    PyObject *f = PyLong_FromLongLong(frame);
+    PyObject *v = f ? remembered(app_obj, f, PyTuple_GET_ITEM(dirs, d)) : NULL;
+    Py_XDECREF(f);
+    return v;
+}
+
+/* Remembered packet e (int, tuple or list) with AppearanceCount app (a new reference). */
+static PyObject *later_copy(PyObject *e, PyObject *app_obj, long long app, PyObject *dirs)
+{
+    if (PyLong_CheckExact(e)) {
+        long long m = PyLong_AsLongLong(e);
+        if (m == -1 && PyErr_Occurred())
+            return NULL;
+        Py_ssize_t d = (Py_ssize_t)((m >> 16) & 7);
+        return memory(app_obj, app, m >> FRAME_SHIFT, dirs, d);
+    }
+    PyObject *f, *dir, *v;
+    if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) >= 3) {
+        f = PyTuple_GET_ITEM(e, 1);
+        dir = PyTuple_GET_ITEM(e, 2);
+    }
+    else if (PyList_Check(e) && PyList_GET_SIZE(e) >= 3) {
+        f = PyList_GET_ITEM(e, 1);
+        dir = PyList_GET_ITEM(e, 2);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "fold: short remembered packet");
+        return NULL;
+    }
+    Py_INCREF(f);               /* e may go with the store that follows */
+    Py_INCREF(dir);
+    v = remembered(app_obj, f, dir);
+    Py_DECREF(f);
+    Py_DECREF(dir);
+    return v;
 }
 
 PyObject *fold(PyObject *self, PyObject *args)
@@ -78,7 +137,7 @@ PyObject *fold(PyObject *self, PyObject *args)
                 goto done;
             }
             PyObject *app_obj = PyTuple_GET_ITEM(it, 2);
-            long app = PyLong_AsLong(app_obj);
+            long long app = PyLong_AsLongLong(app_obj);
             if (app == -1 && PyErr_Occurred())
                 goto done;
             Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 4));
@@ -97,29 +156,12 @@ PyObject *fold(PyObject *self, PyObject *args)
                     e = PyDict_GetItemWithError(older, key);
                 if (e == NULL && PyErr_Occurred())
                     goto done;
-                long seen;
+                long long seen;
                 if (e != NULL) {
-                    if (item_app(e, &seen) < 0)
+                    if (memory_app(e, &seen) < 0)
                         goto done;
                     if (app > seen) {                   /* a later copy */
-                        PyObject *f, *dir, *v;
-                        if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) >= 3) {
-                            f = PyTuple_GET_ITEM(e, 1);
-                            dir = PyTuple_GET_ITEM(e, 2);
-                        }
-                        else if (PyList_Check(e) && PyList_GET_SIZE(e) >= 3) {
-                            f = PyList_GET_ITEM(e, 1);
-                            dir = PyList_GET_ITEM(e, 2);
-                        }
-                        else {
-                            PyErr_SetString(PyExc_TypeError, "fold: short remembered packet");
-                            goto done;
-                        }
-                        Py_INCREF(f);               /* e may go with the store below */
-                        Py_INCREF(dir);
-                        v = remembered(app_obj, f, dir);
-                        Py_DECREF(f);
-                        Py_DECREF(dir);
+                        PyObject *v = later_copy(e, app_obj, app, dirs);
                         if (v == NULL || PyDict_SetItem(live, key, v) < 0) {
                             Py_XDECREF(v);
                             goto done;
@@ -139,9 +181,7 @@ PyObject *fold(PyObject *self, PyObject *args)
                 live = fresh;
                 gen = ts;
             }
-            PyObject *f = PyLong_FromSsize_t(frame + 1);
-            PyObject *v = f ? remembered(app_obj, f, PyTuple_GET_ITEM(dirs, d)) : NULL;
-            Py_XDECREF(f);
+            PyObject *v = memory(app_obj, app, frame + 1, dirs, d);
             if (v == NULL || PyDict_SetItem(live, key, v) < 0) {
                 Py_XDECREF(v);
                 goto done;

@@ -75,6 +75,13 @@ def pktmon_linktype(packet_type: int, data: bytes) -> int:
     return other if linktypes.ip_offset(other, data) is not None else lt
 
 
+def remembered(memory: int) -> tuple:
+    """A packet the compiled fold (``_etlwalk.fold``) remembered as one int,
+    AppearanceCount | direction code << 16 | frame << 19, as ``fold_records`` remembers
+    it: (AppearanceCount, frame, direction)."""
+    return memory & 0xFFFF, memory >> 19, PM_DIRS[(memory >> 16) & 7]
+
+
 class EtlCapture(Capture):
     format = "etl"
 
@@ -184,6 +191,8 @@ class EtlCapture(Capture):
                         e = live.get(key)
                         if e is None:
                             e = older.get(key)
+                        if type(e) is int:
+                            e = remembered(e)
                     if e is None or appearance <= e[0]:
                         if ts - generation_start > window:
                             older, live, generation_start = live, {}, ts
