@@ -188,7 +188,7 @@ def _analyze(capture, peer, tracert, kb, reasoner, lang, progress, evidence_out)
     sides, dual_summary, peer_ids = gathered.sides, gathered.dual_summary, gathered.peer_ids
     patterns, jobs = gathered.patterns, gathered.jobs
 
-    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs])
+    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs], share=False)
     resets: list[ResetOut] = []
     classes: dict[Any, tuple] = {}
     cache: dict[Any, Any] = {}

@@ -322,21 +322,26 @@ class Reasoner:
         strengths, order, notes = self.fire(normalized)
         return self.build(normalized, strengths, order, notes)
 
-    def infer_many(self, evidences: list[dict[str, Any]]) -> list["Inference"]:
+    def infer_many(self, evidences: list[dict[str, Any]], *, share: bool = True
+                   ) -> list["Inference"]:
         """Identical evidence sets (same items after normalization) reason once and share
         one Inference. Sets that differ only in fields no rule reads (``server_ip`` …) share
         the durable run but get their own Inference, whose ``evidence`` is their own;
-        every other set gets its own durable session."""
+        every other set gets its own durable session. ``share=False``: every set gets its
+        own Inference (still one durable run per class), for callers whose sets are nearly
+        all distinct anyway (a capture's resets differ in their times), where looking for
+        identical ones costs more than it saves."""
         runs: dict[Any, tuple] = {}
         same: dict[str, Inference] = {}
         out = []
         for evidence in evidences:
             normalized = normalize_evidence(evidence)
-            key = _identity(normalized)
-            inference = same.get(key)
-            if inference is not None:
-                out.append(inference)
-                continue
+            if share:
+                key = _identity(normalized)
+                inference = same.get(key)
+                if inference is not None:
+                    out.append(inference)
+                    continue
             run_key = self.run_key(normalized)
             run = runs.get(run_key)
             if run is None:
@@ -348,7 +353,8 @@ class Reasoner:
                                   self._explainer(normalized, strengths, order, cfs, kinds),
                                   notes)
             inference.run_key = run_key
-            same[key] = inference
+            if share:
+                same[key] = inference
             out.append(inference)
         return out
 

@@ -85,3 +85,17 @@ def test_infer_many_shares_only_identical_evidence(reasoner):
     # all of them one run class but the bool/int one: fields no rule reads do not split it
     assert results[0].run_key == results[2].run_key == results[4].run_key
     assert results[0].run_key != results[3].run_key
+
+
+def test_infer_many_without_sharing_still_runs_once_per_class(reasoner, monkeypatch):
+    base = {"ttl": 253, "baseline_ttl_conn": 64, "idle_before_s": 3600.4, "syn_seen": True}
+    fired = []
+    real = reasoner.fire
+    monkeypatch.setattr(reasoner, "fire", lambda ev, given=None: fired.append(1) or real(ev, given))
+    shared = reasoner.infer_many([base, dict(base)])
+    own = reasoner.infer_many([base, dict(base), dict(base, idle_before_s=3601.0)], share=False)
+    assert shared[0] is shared[1]
+    assert len({id(i) for i in own}) == 3
+    assert len(fired) == 2  # one run per call: all three sets are one class
+    assert all(i.cfs == shared[0].cfs and i.run_key == shared[0].run_key for i in own)
+    assert own[2].evidence["idle_before_s"] == 3601.0
