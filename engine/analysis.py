@@ -6,6 +6,7 @@ inference per distinct evidence set → resets with verdicts, grouped into findi
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -65,17 +66,39 @@ def _dual_verdict(ev: Optional[DualEvidence]) -> str:
     return "inconclusive"
 
 
-def _wireshark_filter(rst: RstEvent) -> str:
-    c = rst.connection
-    addr = "ip.addr" if c.ip_version == 4 else "ipv6.addr"
+def _wireshark_filter(rst: RstEvent, prefix: Optional[str] = None) -> str:
+    """``prefix``: ``_filter_prefix`` of the reset's connection, when already made."""
     frames = sorted({f for f in (rst.frame, rst.trigger_frame) if f})
+    return (f"{prefix or _filter_prefix(rst.connection)}frame.number in "
+            f"{{{' '.join(map(str, frames))}}})")
+
+
+def _filter_prefix(c) -> str:
+    addr = "ip.addr" if c.ip_version == 4 else "ipv6.addr"
     return (f"{addr}=={c.client.ip} && {addr}=={c.server.ip} && tcp.port=={c.client.port} && "
-            f"tcp.port=={c.server.port} && (tcp.flags.reset==1 || tcp.flags.syn==1 || "
-            f"frame.number in {{{' '.join(map(str, frames))}}})")
+            f"tcp.port=={c.server.port} && (tcp.flags.reset==1 || tcp.flags.syn==1 || ")
 
 
-def _iso(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="microseconds")
+def _iso(t: float, seconds: Optional[dict] = None) -> str:
+    """``datetime.fromtimestamp(t, utc).isoformat(timespec="microseconds")``; ``seconds``
+    (a dict kept for one report) holds each whole second's text, so that only the
+    microseconds are formatted per reset. They are rounded as datetime rounds them: half to
+    even, on the fraction that modf leaves (the tests compare both on edge cases)."""
+    if seconds is None:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="microseconds")
+    frac, whole = math.modf(t)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        us -= 1_000_000
+        whole += 1.0
+    elif us < 0:
+        us += 1_000_000
+        whole -= 1.0
+    text = seconds.get(whole)  # float keys: apart from the report cache's tuple keys
+    if text is None:
+        text = seconds[whole] = _dt.datetime.fromtimestamp(
+            whole, _dt.timezone.utc).isoformat(timespec="seconds")
+    return f"{text[:-6]}.{us:06d}{text[-6:]}"
 
 
 def _load_tracert(path: Optional[str]):
@@ -242,16 +265,33 @@ def _shared(cache: dict, cls, **values):
     return found
 
 
-def _connection_ref(cache: dict, side: Side, c, peer_ids: dict) -> ConnectionRef:
+def _baseline(cache: dict, rst: RstEvent) -> Baseline:
+    """``_shared`` for the baseline, whose TTL values are a list."""
+    ttl = rst.baseline_ttl_conn if rst.baseline_ttl_conn is not None else rst.baseline_ttl_host
+    values = rst.baseline_ttl_conn_values
+    key = (Baseline, ttl, rst.baseline_initial_ttl, rst.baseline_decrements, rst.baseline_source,
+           None if values is None else tuple(values))
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = construct(Baseline, ttl=ttl, initial_ttl=rst.baseline_initial_ttl,
+                                       decrements=rst.baseline_decrements,
+                                       source=rst.baseline_source, values=values)
+    return found
+
+
+def _connection_ref(cache: dict, side: Side, c, peer_ids: dict) -> tuple[ConnectionRef, str]:
+    """The connection's report object and its Wireshark filter prefix, made once per
+    connection."""
     key = (side.index, c.id)
-    ref = cache.get(key)
-    if ref is None:
-        ref = cache[key] = construct(
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = (construct(
             ConnectionRef, id=c.id, client=construct(EndpointRef, ip=c.client.ip, port=c.client.port),
             server=construct(EndpointRef, ip=c.server.ip, port=c.server.port),
             ip_version=c.ip_version, handshake=c.handshake, start=c.start, end=c.end,
-            application=application(c.server.port), peer_connection_id=peer_ids.get(c.id))
-    return ref
+            application=application(c.server.port), peer_connection_id=peer_ids.get(c.id)),
+            _filter_prefix(c))
+    return found
 
 
 def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
@@ -265,8 +305,8 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
     origin = inf.origin
     origin_cf = max(0.0, inf.cf(f"origin.{origin}")) if origin != "undetermined" else 0.0
     diagnoses, template, fired = _verdict_class(kb, inf, lang, classes)
-    params = fixparams.compute(ev, kb)
     measured = cross_mod.measured_idle(rst)
+    connection, filter_prefix = _connection_ref(cache, side, c, peer_ids)
     # Everything below is built from typed facts and KB objects: constructed without
     # re-validation (most of analyze's time on 5 000 resets); the JSON report is checked
     # against the generated schema by the tests.
@@ -278,17 +318,15 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
         ResetOut,
         id=f"{side.index}:{rst.id}",
         capture=rst.capture, frame=rst.frame,
-        connection=_connection_ref(cache, side, c, peer_ids),
+        connection=connection,
         observed_at=side.role if side.role in ("client", "server") else "unknown",
-        claimed_sender=rst.claimed_sender, time=rst.time, time_iso=_iso(rst.time), flags=rst.flags,
+        claimed_sender=rst.claimed_sender, time=rst.time, time_iso=_iso(rst.time, cache),
+        flags=rst.flags,
         origin=origin, origin_confidence=round(min(1.0, origin_cf), 3), pattern=inf.pattern,
         rst_source=_shared(cache, RstSource, ttl=rst.ttl, initial_ttl=rst.initial_ttl,
                            decrements=rst.ttl_decrements, tracert_hop=rst.tracert_hop,
                            tracert_address=hop_addr, tracert_name=hop_name),
-        baseline=construct(Baseline, ttl=rst.baseline_ttl_conn if rst.baseline_ttl_conn is not None
-                           else rst.baseline_ttl_host,
-                           initial_ttl=rst.baseline_initial_ttl, decrements=rst.baseline_decrements,
-                           source=rst.baseline_source, values=rst.baseline_ttl_conn_values),
+        baseline=_baseline(cache, rst),
         idle_before_s=rst.idle_before_s, measured_idle_s=measured,
         idle_matches=list(ev.get("cross_matched_devices") or []),
         trigger=trigger,
@@ -298,9 +336,10 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
                      clock_offset_s=dual.dual_clock_offset_s, nat_between=dual.dual_nat_between,
                      verdict=_dual_verdict(dual)),
         diagnoses=diagnoses,
-        fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port, params, lang, cache),
+        fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port,
+                        lambda: fixparams.compute(ev, kb), lang, cache),
         evidence=evidence_from_template(template, inf.evidence, cache),
-        wireshark_filter=_wireshark_filter(rst),
+        wireshark_filter=_wireshark_filter(rst, filter_prefix),
         reasoning=construct(Reasoning, finding="", fired=fired),
     )
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 from facts.fastmodel import construct
 
@@ -58,10 +58,13 @@ def applicable_fixes(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagno
 
 
 def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
-              params: dict[str, Any], lang: str, cache: dict | None = None) -> list[FixOut]:
-    """The applicable fixes rendered for this application. ``cache`` (any dict kept for one
-    report) shares each fix rendered with the same values of its placeholders between
-    resets, and the choice of fixes between resets with the same diagnoses and port."""
+              params: dict[str, Any] | Callable[[], dict[str, Any]], lang: str,
+              cache: dict | None = None) -> list[FixOut]:
+    """The applicable fixes rendered for this application. ``params``: the fix parameters
+    (``fixparams.compute``), or a function that computes them, called only when some fix
+    applies. ``cache`` (any dict kept for one report) shares each fix rendered with the
+    same values of its placeholders between resets, and the choice of fixes between resets
+    with the same diagnoses and port."""
     if cache is None:
         cache = {}
     choice = (applicable_fixes, origin, inf.pattern, port,
@@ -69,6 +72,10 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
     fixes = cache.get(choice)
     if fixes is None:
         fixes = cache[choice] = applicable_fixes(kb, inf, origin, diagnoses, port)
+    if not fixes:
+        return []
+    if callable(params):
+        params = params()
     out = []
     for fix in fixes:
         values = [params.get(n, _UNSET) for n in fixparams.placeholders_of(fix, lang)]

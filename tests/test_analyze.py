@@ -249,3 +249,21 @@ def test_edited_kb_takes_effect_everywhere(tmp_path):
     broken = run_cli("analyze", str(EXAMPLES / "firewall_idle_reset.pcap"), "--kb", str(kb_dir))
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
     assert "fixes.yaml:" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_iso_time_from_the_seconds_cache_equals_datetime():
+    """analysis._iso with its per-second cache formats exactly as datetime does, including
+    fractions that round half to even, up into the next second, and before 1970."""
+    import datetime as dt
+    import random
+
+    from engine.analysis import _iso
+    rng = random.Random(5)
+    stamps = [1700000161.974538, 0.0, 1.0, 1700000000.9999996, 1700000000.0000005,
+              -1.5, -0.0000004, 1234567890.1234565, 4102444800.5]
+    stamps += [rng.uniform(0, 4e9) for _ in range(20000)]
+    stamps += [int(rng.uniform(0, 2e9)) + k / 2e6 for k in range(0, 2000000, 997)]  # .5 µs
+    seconds: dict = {}
+    for t in stamps:
+        want = dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="microseconds")
+        assert _iso(t, seconds) == want == _iso(t), t
