@@ -17,7 +17,7 @@ ConclusionKind = Literal["origin", "pattern", "subtype", "finding"]
 
 
 class _KB(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class Text(_KB):

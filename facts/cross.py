@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import bisect
 import functools
+import operator
 import statistics
 from collections import defaultdict
+from itertools import repeat
 from typing import Iterable, Optional
 
 from .evidence import CrossEvidence
@@ -72,6 +74,19 @@ def _ttl_shift(c: Connection) -> bool:
     return False
 
 
+_start = operator.attrgetter("start")
+_syn_time = operator.attrgetter("syn_time")
+
+
+def _rates(syn_times: list[float], members: list[Connection]) -> list[int]:
+    """Each member's SYN rate: the SYNs (of ``syn_times``, sorted) within the second up to
+    and including its own, the bisections run at C speed."""
+    times = [c.syn_time for c in members]
+    ends = map(bisect.bisect_right, repeat(syn_times), times)
+    starts = map(bisect.bisect_left, repeat(syn_times), [t - RATE_WINDOW_S for t in times])
+    return list(map(operator.sub, ends, starts))
+
+
 def analyse(connections: list[Connection], rsts: list[RstEvent],
             idle_defaults: Iterable[tuple[str, float]] = ()) -> dict[str, CrossEvidence]:
     """CrossEvidence per RST id."""
@@ -89,6 +104,8 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
         groups[(c.client.ip, c.server.ip, c.server.port)].append(r)
     cycle_of: dict[str, float] = {}
     for members in groups.values():
+        if len(members) < CYCLE_MIN_RESETS:  # _cycle's first test, before any list is made
+            continue
         lifetimes = [r.time - r.connection.start for r in members]
         idles = [v for v in (measured_idle(r) for r in members) if v is not None]
         period = _cycle(idles) if len(idles) == len(members) else None
@@ -114,31 +131,29 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
     rejected = {cid for cid, r in first_rst.items() if r.rst_answers_syn}
     port_stats: dict[tuple, tuple[int, int, Optional[bool]]] = {}
     for key, members in per_port.items():
-        members.sort(key=lambda c: c.syn_time)
+        members.sort(key=_syn_time)
         syn_times = [c.syn_time for c in members]
         rej = [c for c in members if c.id in rejected]
         acc = [c for c in members if c.handshake in ("syn_synack", "complete")]
-
-        def rate(c: Connection) -> int:
-            i = bisect.bisect_right(syn_times, c.syn_time)
-            return i - bisect.bisect_left(syn_times, c.syn_time - RATE_WINDOW_S)
-
         above = None
         if rej and acc:
             # Rate limiting: every rejected SYN came at a higher rate than every accepted one
             # that preceded it in its burst; policy blocks reject regardless of rate.
-            above = min(rate(c) for c in rej) > statistics.median(rate(c) for c in acc)
+            above = min(_rates(syn_times, rej)) > statistics.median(_rates(syn_times, acc))
         port_stats[key] = (len(rej), len(acc), above)
 
     # Source-port use per client address.
     ports_by_client: dict[str, set[int]] = defaultdict(set)
     reuse_by_client: dict[str, int] = defaultdict(int)
     last_use: dict[tuple, float] = {}
-    for c in sorted(connections, key=lambda c: c.start):
-        ports_by_client[c.client.ip].add(c.client.port)
-        key = (c.client.ip, c.client.port, c.server.ip, c.server.port)
-        if key in last_use and c.start - last_use[key] <= PORT_REUSE_WINDOW_S:
-            reuse_by_client[c.client.ip] += 1
+    for c in sorted(connections, key=_start):
+        client, server = c.client, c.server
+        ip, port = client.ip, client.port
+        ports_by_client[ip].add(port)
+        key = (ip, port, server.ip, server.port)
+        last = last_use.get(key)
+        if last is not None and c.start - last <= PORT_REUSE_WINDOW_S:
+            reuse_by_client[ip] += 1
         last_use[key] = c.end
     exhausted = {ip for ip, ports in ports_by_client.items()
                  if len(ports) >= EPHEMERAL_PORTS * 0.85 or reuse_by_client[ip] >= 10}

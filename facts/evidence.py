@@ -15,7 +15,7 @@ YesNo = Optional[bool]
 
 
 class _Evidence(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class DualEvidence(_Evidence):

@@ -30,7 +30,7 @@ def initial_ttl(observed: int) -> int:
 
 
 class _Fact(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, defer_build=True)
 
 
 class Endpoint(_Fact):
