@@ -21,14 +21,18 @@ Kleene logic allows (De Morgan holds), so the durable compilation only ever sees
 from __future__ import annotations
 
 import math
+import os
 import re
-from itertools import compress, repeat
-from math import isfinite
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional, Union
 
 from .kb_model import AllOf, AnyOf, Concluded, Condition, NotOf, Rule, Test
+
+try:  # optional: normalize_evidence's and Reasoner.run_key's common case in C
+    from . import _evkey
+except ImportError:
+    _evkey = None
 
 Truth = Optional[bool]  # None = unknown
 
@@ -50,23 +54,15 @@ def value_kind(value: Any) -> str:
     return "o"
 
 
-_PLAIN_KINDS = frozenset((int, str, bool, list))
-
-
 def normalize_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
     """The evidence both reasoning paths see: ``None`` and non-finite numbers are unknown
     (dropped); tuples and sets become lists."""
-    # Evidence built from facts is already plain (no None, finite floats, lists): checked
-    # with C-level scans (a report normalizes thousands of 80-field sets), else the loop.
-    values = evidence.values()
-    if None not in values:
-        kinds = set(map(type, values))
-        if kinds <= _PLAIN_KINDS:
-            return dict(evidence)
-        if float in kinds and kinds <= _PLAIN_KINDS | {float}:
-            # inf and nan make the sum non-finite (so does an overflow: then the loop decides)
-            if isfinite(sum(compress(values, map(isinstance, values, repeat(float))))):
-                return dict(evidence)
+    # Evidence built from facts is plain (no None, finite floats, lists): the compiled
+    # helper copies it (a report normalizes thousands of 90-field sets); else the loop.
+    if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
+        out = _evkey.normalize(evidence)
+        if out is not None:
+            return out
     return _normalize_each(evidence)
 
 

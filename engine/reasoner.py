@@ -12,6 +12,7 @@ when several of its alternatives match, the strongest proof counts.
 from __future__ import annotations
 
 import bisect
+import os
 from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
@@ -20,7 +21,7 @@ from facts.fields import FIELDS
 
 from . import certainty
 from .compile import CompiledKB, compile_kb
-from .conditions import normalize_evidence, render_value, support
+from .conditions import _evkey, normalize_evidence, render_value, support
 from .host import EngineError, RulesetHost
 from .kb import KnowledgeBase
 
@@ -234,7 +235,7 @@ class Reasoner:
         labels = {name: kb.rules[d.rule_index].id for name, d in self.compiled.disjuncts.items()}
         self.host = RulesetHost(self.compiled.ruleset, labels)
         self._by_conclusion: dict[str, list[int]] = {}
-        self._key_plan: Optional[tuple[list[tuple[str, list[float]]], tuple[str, ...]]] = None
+        self._key_plan: Optional[tuple] = None
         for index, rule in enumerate(kb.rules):
             self._by_conclusion.setdefault(rule.conclude.id, []).append(index)
 
@@ -374,8 +375,14 @@ class Reasoner:
         reason once per class."""
         plan = self._key_plan
         if plan is None:
-            plan = self._key_plan = _key_plan(self.compiled)
-        numeric, others = plan
+            numeric, others = _key_plan(self.compiled)
+            plan = self._key_plan = (numeric, others,
+                                     tuple((name, tuple(c)) for name, c in numeric))
+        numeric, others, compiled_numeric = plan
+        if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
+            key = _evkey.run_key(normalized, compiled_numeric, others)
+            if key is not None:
+                return key
         get = normalized.get
         positions = []
         add = positions.append

@@ -124,7 +124,7 @@ def test_combine_all_folds_in_order_and_rounds():
 
 
 def test_normalize_fast_path_equals_the_loop():
-    """normalize_evidence's C-level scans (plain evidence) give exactly what the per-item loop
+    """normalize_evidence (its compiled common case, engine._evkey) gives exactly what the loop
     gives, types included, on random mixes of plain and unusual values."""
     import math
     import random
