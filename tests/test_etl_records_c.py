@@ -126,7 +126,7 @@ def _item(rng, body):
     if rng.random() < 0.2:
         start, end = end, start                 # an empty slice, as Python makes it
     extra = None if rng.random() < 0.5 else bytes(rng.randrange(256) for _ in range(9))
-    orig = rng.choice([0, 5, 9, 60, 1 << 40])
+    orig = rng.choice([0, 5, 9, 60, 1 << 40, 1 << 70, -3, True])
     if rng.random() < 0.3:
         code = rng.choice(sorted(NDIS_LINKTYPES))
         return (ts, None, 0, code, rng.randrange(4), orig, start, end, body, extra)

@@ -102,13 +102,28 @@ static PyObject *record_of(Records *r, PyObject *it, long long frame)
             goto fail;
     }
     Py_ssize_t n = PyObject_Length(data);
-    if (n < 0 || !(olen = PyLong_FromSsize_t(n)))
+    if (n < 0)
         goto fail;
-    int more = PyObject_RichCompareBool(orig, olen, Py_GT);
-    if (more < 0)
-        goto fail;
-    if (more)
-        Py_SETREF(olen, Py_NewRef(orig));
+    /* max(orig, len(data)): an int orig itself when not less (equal values when equal),
+     * so that the usual whole frame makes no int */
+    if (PyLong_CheckExact(orig)) {
+        int ovf;
+        long long o = PyLong_AsLongLongAndOverflow(orig, &ovf);
+        if (o == -1 && PyErr_Occurred())
+            goto fail;
+        if (ovf > 0 || (!ovf && o >= n))
+            olen = Py_NewRef(orig);
+        else if (!(olen = PyLong_FromSsize_t(n)))
+            goto fail;
+    } else {
+        if (!(olen = PyLong_FromSsize_t(n)))
+            goto fail;
+        int more = PyObject_RichCompareBool(orig, olen, Py_GT);
+        if (more < 0)
+            goto fail;
+        if (more)
+            Py_SETREF(olen, Py_NewRef(orig));
+    }
     if (!(fo = PyLong_FromLongLong(frame)) || PyObject_SetAttr(r->cap, records_read_name, fo) < 0)
         goto fail;
     if (!(rec = PyTuple_New(6)))
