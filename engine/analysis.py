@@ -242,13 +242,14 @@ def _capture_summary(side: Side) -> CaptureSummary:
 def _verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
     """Diagnoses, evidence template and fired rules: equal for every inference of one run
     class (Reasoner.run_key), so built once per class, not once per reset."""
-    key = inf.run_key if inf.run_key is not None else id(inf)
+    # the class object stays alive with the inference, so its id is not reused meanwhile
+    key = id(inf.run_class if inf.run_class is not None else inf)
     found = classes.get(key)
     if found is None:
         diagnoses = diagnoses_for(kb, inf, inf.origin, lang)
         found = classes[key] = (diagnoses, evidence_template(inf, inf.origin, diagnoses),
-                                fired_rules(inf))
-    return found
+                                fired_rules(inf), inf)
+    return found[:3]
 
 
 def _shared(cache: dict, cls, **values):
@@ -337,7 +338,7 @@ def _reset_out(kb, side: Side, rst: RstEvent, ev: dict, dual: DualEvidence, inf,
                      verdict=_dual_verdict(dual)),
         diagnoses=diagnoses,
         fixes=fixes_for(kb, inf, origin, diagnoses, c.server.port,
-                        lambda: fixparams.compute(ev, kb), lang, cache),
+                        lambda names: fixparams.compute(ev, kb, names), lang, cache),
         evidence=evidence_from_template(template, inf.evidence, cache),
         wireshark_filter=_wireshark_filter(rst, filter_prefix),
         reasoning=construct(Reasoning, finding="", fired=fired),

@@ -46,16 +46,26 @@ def _matched_devices(evidence: dict[str, Any], kb, idle_s: float | None) -> str 
     return ", ".join(hits) or None
 
 
-def compute(evidence: dict[str, Any], kb=None) -> dict[str, str | int | float]:
+# The parameters that depend on the measured idle; matched_devices also scans the KB's
+# device table.
+_IDLE_NAMES = frozenset({"idle_s", "idle_min", "keepalive_s", "keepalive_ms", "keepalive_min",
+                         "device_timeout_s", "matched_devices"})
+
+
+def compute(evidence: dict[str, Any], kb=None, names: frozenset[str] | None = None
+            ) -> dict[str, str | int | float]:
     """Every fix parameter the evidence allows; names that cannot be known are left out
-    (their placeholders then stay visible as ``{name}``)."""
+    (their placeholders then stay visible as ``{name}``). ``names``: the parameters wanted
+    (a report renders thousands of fixes that need one or two); those are computed as
+    without it, the others may be left out."""
     params: dict[str, str | int | float] = {}
+    idle_wanted = names is None or not _IDLE_NAMES.isdisjoint(names)
     # the idle that killed the connection: a device resets when its timer expires (silence
     # right before the RST: idle_before_s) or on the first packet after expiry (silence
     # before the packet the RST answered: idle_before_trigger_s); the longer one is it
     measured = [v for v in (evidence.get("idle_before_s"), evidence.get("idle_before_trigger_s"))
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                and v >= 0]
+                and v >= 0] if idle_wanted else []
     idle_s = None
     if measured:
         idle_s = int(round(max(measured)))
@@ -81,7 +91,8 @@ def compute(evidence: dict[str, Any], kb=None) -> dict[str, str | int | float]:
     effective = params.get("path_mtu", DEFAULT_MTU)
     params["ping_size"] = int(effective) - 28
     params["mss"] = int(effective) - 40
-    devices = _matched_devices(evidence, kb, idle_s)
+    devices = _matched_devices(evidence, kb, idle_s) \
+        if names is None or "matched_devices" in names else None
     if devices:
         params["matched_devices"] = devices
     hop = evidence.get("tracert_hop")

@@ -85,6 +85,9 @@ class Inference:
         self._explain = explain
         self._details = None
         self.run_key: Optional[tuple] = None  # Reasoner.run_key of its evidence, when known
+        # One object per run class, shared by the class's inferences (infer_many): keying by
+        # its id is cheaper than hashing the run key again for every reset of a report
+        self.run_class: Optional[object] = None
         # origin and pattern, worked out on first use: the certainties never change, and a
         # report reads both several times per reset
         self._origin: Optional[str] = None
@@ -354,6 +357,7 @@ class Reasoner:
                                   self._explainer(normalized, strengths, order, cfs, kinds),
                                   notes)
             inference.run_key = run_key
+            inference.run_class = run
             if share:
                 same[key] = inference
             out.append(inference)

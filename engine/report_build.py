@@ -58,27 +58,31 @@ def applicable_fixes(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagno
 
 
 def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
-              params: dict[str, Any] | Callable[[], dict[str, Any]], lang: str,
+              params: dict[str, Any] | Callable[[frozenset[str]], dict[str, Any]], lang: str,
               cache: dict | None = None) -> list[FixOut]:
     """The applicable fixes rendered for this application. ``params``: the fix parameters
-    (``fixparams.compute``), or a function that computes them, called only when some fix
-    applies. ``cache`` (any dict kept for one report) shares each fix rendered with the
-    same values of its placeholders between resets, and the choice of fixes between resets
-    with the same diagnoses and port."""
+    (``fixparams.compute``), or a function of the parameter names the fixes use that
+    computes at least those, called only when some fix applies. ``cache`` (any dict kept
+    for one report) shares each fix rendered with the same values of its placeholders
+    between resets, and the choice of fixes between resets with the same diagnoses, port
+    and language."""
     if cache is None:
         cache = {}
-    choice = (applicable_fixes, origin, inf.pattern, port,
+    choice = (applicable_fixes, origin, inf.pattern, port, lang,
               *[(d.id, d.confidence) for d in diagnoses])
-    fixes = cache.get(choice)
-    if fixes is None:
-        fixes = cache[choice] = applicable_fixes(kb, inf, origin, diagnoses, port)
+    plan = cache.get(choice)
+    if plan is None:
+        fixes = [(fix, fixparams.placeholders_of(fix, lang))
+                 for fix in applicable_fixes(kb, inf, origin, diagnoses, port)]
+        plan = cache[choice] = (fixes, frozenset(n for _, names in fixes for n in names))
+    fixes, wanted = plan
     if not fixes:
         return []
     if callable(params):
-        params = params()
+        params = params(wanted)
     out = []
-    for fix in fixes:
-        values = [params.get(n, _UNSET) for n in fixparams.placeholders_of(fix, lang)]
+    for fix, names in fixes:
+        values = [params.get(n, _UNSET) for n in names]
         # types too: 60 and 60.0 render differently
         key = (FixOut, fix.id, lang, *values, *map(type, values))
         made = cache.get(key)

@@ -87,3 +87,30 @@ def test_titles_render_too():
 
 def test_placeholders_lists_names():
     assert placeholders("a {x} b {y:>5} {{z}}") == ["x", "y"]
+
+
+def test_compute_for_some_names_equals_the_full_compute_on_those():
+    """analyze asks only for the parameters its fixes use: each asked-for value is the one
+    the full computation gives, for every fix's placeholder set and random evidence."""
+    import random
+
+    from engine import load_kb
+    from engine.fixparams import compute, placeholders_of
+    kb = load_kb()
+    name_sets = {frozenset(placeholders_of(fix, lang)) for fix in kb.fixes.values()
+                 for lang in ("en", "zh")}
+    name_sets |= {frozenset(), frozenset({"matched_devices"}), frozenset({"idle_min", "mss"})}
+    rng = random.Random(4)
+    pool = {"idle_before_s": [None, 0.0, 3600.4, 299.0, -1.0, float("nan"), True, 181],
+            "idle_before_trigger_s": [None, 0.5, 3601.2, 7200.0],
+            "server_ip": [None, "192.0.2.1"], "client_ip": [None, "10.0.0.2", ""],
+            "conn_server_port": [None, 22, 1433, True], "server_port": [None, 3389],
+            "path_mtu": [None, 1400, 60, 70000], "cross_matched_devices": [None, [], ["ASA"]],
+            "tracert_hop": [None, 3, False]}
+    for _ in range(2000):
+        evidence = {k: rng.choice(v) for k, v in pool.items()}
+        evidence = {k: v for k, v in evidence.items() if v is not None}
+        full = compute(evidence, kb)
+        for names in name_sets:
+            part = compute(evidence, kb, names)
+            assert {n: part.get(n) for n in names} == {n: full.get(n) for n in names}, (evidence, names)
