@@ -350,6 +350,7 @@ PyObject *build_tracker(T *t);
 /* _ctrack_models.c */
 int facts_setup(PyObject *classes);
 int facts_ready(void);
+PyObject *adopt_exact(PyObject *self, PyObject *args);
 PyObject *fact_fields(PyObject *self, PyObject *unused);
 PyObject *model(int m, PyObject **v, int n);
 PyObject *fact_id(char c, int64_t n);

@@ -65,6 +65,8 @@ PyObject *fact_fields(PyObject *self, PyObject *unused)
                          names_tuple(RST_FIELDS));
 }
 
+static int attr_names(void);
+
 int facts_ready(void)
 {
     return MCLS[0] != NULL;
@@ -98,6 +100,11 @@ int facts_setup(PyObject *classes)
     for (int i = 0; i < NSTR; i++)
         if (!STR[i] && !(STR[i] = PyUnicode_InternFromString(STR_TEXT[i])))
             return -1;
+    return attr_names();
+}
+
+static int attr_names(void)
+{
     if (!A_DICT && !(A_DICT = PyUnicode_InternFromString("__dict__")))
         return -1;
     if (!A_FSET && !(A_FSET = PyUnicode_InternFromString("__pydantic_fields_set__")))
@@ -107,6 +114,52 @@ int facts_setup(PyObject *classes)
     if (!A_PRIV && !(A_PRIV = PyUnicode_InternFromString("__pydantic_private__")))
         return -1;
     return 0;
+}
+
+/* object.__new__(cls) around d as its __dict__, fs its fields set: fastmodel._adopt. */
+static PyObject *adopted(PyObject *cls, PyObject *d, PyObject *fs)
+{
+    PyObject *o = PyBaseObject_Type.tp_new((PyTypeObject *)cls, EMPTY, NULL);
+    if (o && (PyObject_GenericSetAttr(o, A_DICT, d) < 0
+              || PyObject_GenericSetAttr(o, A_FSET, fs) < 0
+              || PyObject_GenericSetAttr(o, A_EXTRA, Py_None) < 0
+              || PyObject_GenericSetAttr(o, A_PRIV, Py_None) < 0))
+        Py_CLEAR(o);
+    return o;
+}
+
+/* adopt_exact(cls, names, data): fastmodel.construct's common case, every field given in
+ * declaration order (``names``): ``data`` itself becomes the model's __dict__ and a set of
+ * its keys the fields set. None when the keys are not exactly ``names`` (Python then
+ * builds the model). Only for the plain models fastmodel checks. */
+PyObject *adopt_exact(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *cls, *names, *data, *k, *v;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &cls, &PyTuple_Type, &names,
+                          &PyDict_Type, &data))
+        return NULL;
+    if (PyDict_GET_SIZE(data) != PyTuple_GET_SIZE(names))
+        Py_RETURN_NONE;
+    Py_ssize_t pos = 0, i = 0;
+    while (PyDict_Next(data, &pos, &k, &v)) {
+        PyObject *want = PyTuple_GET_ITEM(names, i++);
+        if (k != want) {
+            int eq = PyObject_RichCompareBool(k, want, Py_EQ);
+            if (eq < 0)
+                return NULL;
+            if (!eq)
+                Py_RETURN_NONE;
+        }
+    }
+    if (attr_names() < 0)
+        return NULL;
+    PyObject *fs = PySet_New(data);
+    if (!fs)
+        return NULL;
+    PyObject *o = adopted(cls, data, fs);
+    Py_DECREF(fs);
+    return o;
 }
 
 /* A model of kind m from its field values in declaration order; steals every v[i] (NULL: an
@@ -128,13 +181,8 @@ PyObject *model(int m, PyObject **v, int n)
     }
     if (!d)
         return NULL;
-    o = PyBaseObject_Type.tp_new((PyTypeObject *)MCLS[m], EMPTY, NULL);
-    fs = o ? PySet_New(MNAMESET[m]) : NULL;
-    if (!fs || PyObject_GenericSetAttr(o, A_DICT, d) < 0
-        || PyObject_GenericSetAttr(o, A_FSET, fs) < 0
-        || PyObject_GenericSetAttr(o, A_EXTRA, Py_None) < 0
-        || PyObject_GenericSetAttr(o, A_PRIV, Py_None) < 0)
-        Py_CLEAR(o);
+    fs = PySet_New(MNAMESET[m]);
+    o = fs ? adopted(MCLS[m], d, fs) : NULL;
     Py_XDECREF(fs);
     Py_DECREF(d);
     return o;

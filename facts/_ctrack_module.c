@@ -193,6 +193,9 @@ static PyMethodDef methods[] = {
      "(None, ticks) when the file needs the Python walk"},
     {"track_objects", track_objects, METH_VARARGS,
      "track_objects(packets[, tick]) -> State; tick() after every 65536 packets and at the end"},
+    {"adopt_exact", adopt_exact, METH_VARARGS,
+     "adopt_exact(cls, names, data) -> the model with data as __dict__ when its keys are "
+     "exactly names, in order; else None (fastmodel.construct's common case)"},
     {"fact_fields", fact_fields, METH_NOARGS,
      "fact_fields() -> the field names of the Connection, Endpoint and RstEvent built here"},
     {NULL, NULL, 0, NULL},

@@ -10,6 +10,7 @@ both constructions and validate the built facts and reports against their schema
 """
 from __future__ import annotations
 
+import os
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -45,6 +46,15 @@ class _Spec:
 
 _SPECS: dict[type, _Spec] = {}
 
+# The compiled common case of construct (facts/_ctrack_models.c), unless RSTSLEUTH_NO_CEXT
+# is set when this module is imported: the same object, without four Python-level setattrs.
+_adopt_exact = None
+if not os.environ.get("RSTSLEUTH_NO_CEXT"):
+    try:
+        from ._ctrack import adopt_exact as _adopt_exact
+    except ImportError:  # not built (or a build older than this source)
+        _adopt_exact = None
+
 
 def _spec(cls: type[BaseModel]) -> _Spec:
     spec = _SPECS.get(cls)
@@ -66,9 +76,14 @@ def _adopt(cls: type[M], data: dict[str, Any], given: set[str]) -> M:
 def construct(cls: type[M], **values: Any) -> M:
     """``cls.model_construct(**values)`` for field names (not aliases). A field left out
     takes its default; one without a default stays unset, as with ``model_construct``."""
-    spec = _spec(cls)
+    spec = _SPECS.get(cls) or _spec(cls)
     if not spec.plain:
         return cls.model_construct(**values)
+    if _adopt_exact is not None:
+        # every field, in declaration order (how reports are built): made in C
+        made = _adopt_exact(cls, spec.names, values)
+        if made is not None:
+            return made
     if len(values) == spec.count and tuple(values) == spec.names:
         data, given = values, set(values)
     elif len(values) == spec.count and spec.name_set.issuperset(values):

@@ -114,3 +114,66 @@ def test_report_round_trips_through_validation(kb, name):
     # shared sub-objects (the same RST source, fix or evidence item in many resets) serialise
     # like separate ones, and the old serializer gives the same document
     assert json.loads(json.dumps(report.to_json_dict())) == data
+
+
+def _state(m: BaseModel) -> tuple:
+    return (type(m), m.__dict__, list(m.__dict__), m.model_fields_set, m.__pydantic_extra__,
+            m.__pydantic_private__)
+
+
+def test_compiled_construct_builds_what_python_builds(monkeypatch):
+    """construct's compiled common case (facts._ctrack.adopt_exact): the same object as the
+    Python path for every report, evidence and fact model; None (so Python builds it) when
+    the fields are not all given in declaration order."""
+    from facts import fastmodel
+    if fastmodel._adopt_exact is None:
+        pytest.skip("facts._ctrack is not built or RSTSLEUTH_NO_CEXT is set")
+    adopt = fastmodel._adopt_exact
+    models = _models(report_model) + _models(evidence_mod) + _models(fact_models)
+    assert len(models) > 15
+    for cls in models:
+        values = _sample(cls)
+        names = tuple(cls.model_fields)
+        fast = construct(cls, **values)
+        monkeypatch.setattr(fastmodel, "_adopt_exact", None)
+        slow = construct(cls, **values)
+        monkeypatch.setattr(fastmodel, "_adopt_exact", adopt)
+        assert _state(fast) == _state(slow), cls
+        data = dict(values)
+        made = adopt(cls, names, data)
+        assert made.__dict__ is data  # adopted, not copied (as the Python path does)
+        if len(names) > 1:
+            assert adopt(cls, names, dict(reversed(list(values.items())))) is None
+            assert adopt(cls, names, {k: values[k] for k in names[1:]}) is None
+            assert adopt(cls, names, {**{k: values[k] for k in names[:-1]}, "other": 1}) is None
+            # and construct still builds those the Python way
+            assert _state(construct(cls, **dict(reversed(list(values.items()))))) == _state(slow)
+    with pytest.raises(TypeError):
+        adopt(report_model.Trigger, ["frame"], {})
+    with pytest.raises(TypeError):
+        adopt("Trigger", (), {})
+
+
+def test_compiled_construct_does_not_leak():
+    import tracemalloc
+
+    from facts import fastmodel
+    if fastmodel._adopt_exact is None:
+        pytest.skip("facts._ctrack is not built or RSTSLEUTH_NO_CEXT is set")
+    cls = report_model.Trigger
+    values = _sample(cls)
+
+    def run(n):
+        for _ in range(n):
+            construct(cls, **values)
+            fastmodel._adopt_exact(cls, tuple(cls.model_fields), {"x": 1})
+    run(1000)
+    tracemalloc.start()
+    try:
+        run(100)
+        before = tracemalloc.get_traced_memory()[0]
+        run(20000)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 20000, after - before
