@@ -132,25 +132,30 @@ def evidence_from_template(template: list[tuple], evidence: dict[str, Any],
                            cache: dict | None = None) -> list[EvidenceItem]:
     """``cache`` (any dict kept for one report) shares items with the same row and value;
     floats are not shared (measured times rarely repeat)."""
+    if cache is None:
+        cache = {}
+    # per template, once: each row's field, the text around the value, and its cache tag
+    rows_key = (evidence_from_template, id(template))
+    rows = cache.get(rows_key)
+    if rows is None:
+        rows = cache[rows_key] = (template, [
+            (field, f"{field} = ", f" ({op} {expected!r}; rule {rule_id})", (EvidenceItem, id(row)))
+            for row in template for rule_id, field, op, expected in (row,)])
     out = []
-    for row in template:
-        rule_id, field, op, expected = row
-        actual = evidence.get(field, "unknown")
-        key = None
+    get = evidence.get
+    for field, before, after, tag in rows[1]:
+        actual = get(field, "unknown")
         kind = type(actual)
-        if cache is not None and (kind is bool or kind is int or kind is str):
-            key = (EvidenceItem, id(row), kind, actual)
+        if kind is bool or kind is int or kind is str:
+            key = (tag, kind, actual)
             found = cache.get(key)
-            if found is not None:
-                out.append(found)
-                continue
-        made = construct(EvidenceItem, field=field, value=actual,
-                         text=f"{field} = {actual!r} ({op} {expected!r}; rule {rule_id})")
-        if key is not None:
-            # the row itself is kept so that its id is not reused while the cache lives
-            cache[key] = made
-            cache[(EvidenceItem, id(row))] = row
-        out.append(made)
+            if found is None:
+                found = cache[key] = construct(EvidenceItem, field=field, value=actual,
+                                               text=before + repr(actual) + after)
+            out.append(found)
+        else:
+            out.append(construct(EvidenceItem, field=field, value=actual,
+                                 text=before + repr(actual) + after))
     return out
 
 
