@@ -1,8 +1,9 @@
-/* engine._evkey: the two per-evidence steps of Reasoner.infer_many in C, for the common case.
+/* engine._evkey: the per-evidence steps of analysis.gather and Reasoner.infer_many in C, for
+ * the common case.
  *
  * A capture with thousands of resets normalizes thousands of 90-field evidence sets and
- * keys each by its run class; in Python that was a fifth of the reasoning. Both functions
- * return exactly what the Python code returns (engine.conditions.normalize_evidence,
+ * keys each by its run class; in Python that was a fifth of the reasoning. normalize and
+ * run_key return exactly what the Python code returns (engine.conditions.normalize_evidence,
  * Reasoner.run_key), or None when the evidence holds something only the Python code
  * handles (a tuple or set, a non-finite float, a subclass, a non-number where rules compare
  * numbers, an unhashable value): the caller then runs the Python code. The tests compare
@@ -11,6 +12,9 @@
  * normalize(evidence: dict) -> dict | None
  *     the items whose value is not None, when every value is exactly an int, bool, str,
  *     list or finite float.
+ * merged(first: dict, skip: set, *more: dict) -> dict
+ *     first's items whose value is not None and whose key is not in skip, then each of
+ *     more's items whose value is not None (analysis.gather's evidence of one reset).
  * run_key(normalized: dict, numeric: tuple[(name, constants: tuple[float])],
  *         others: tuple[name]) -> tuple | None
  *     (positions, values, types): per numeric field 2i below constant i, 2i+1 equal to it,
@@ -166,7 +170,49 @@ fail:
     return NULL;
 }
 
+/* merged(first, skip, *more): {k: v for k, v in first.items() if v is not None and k not in
+ * skip}, then each of more's items whose value is not None, in order (dict.update: a key
+ * already there keeps its place). analysis.gather's evidence of one reset: the RstEvent's
+ * fields, its connection's, the dual and cross evidence. */
+static PyObject *ek_merged(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 2 || !PyAnySet_Check(PyTuple_GET_ITEM(args, 1)))
+        return PyErr_Format(PyExc_TypeError, "merged(first, skip: set, *more)");
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (i != 1 && !PyDict_Check(PyTuple_GET_ITEM(args, i)))
+            return PyErr_Format(PyExc_TypeError, "merged: argument %zd is not a dict", i + 1);
+    PyObject *skip = PyTuple_GET_ITEM(args, 1), *out = PyDict_New(), *k, *v;
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        if (i == 1)
+            continue;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(PyTuple_GET_ITEM(args, i), &pos, &k, &v)) {
+            if (v == Py_None)
+                continue;
+            if (i == 0) {
+                int in = PySet_Contains(skip, k);
+                if (in < 0) {
+                    Py_CLEAR(out);
+                    break;
+                }
+                if (in)
+                    continue;
+            }
+            if (PyDict_SetItem(out, k, v) < 0) {
+                Py_CLEAR(out);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"merged", ek_merged, METH_VARARGS,
+     "merged(first, skip, *more) -> dict: first's items not None and not in skip, then "
+     "each of more's items not None"},
     {"normalize", ek_normalize, METH_O,
      "normalize(evidence) -> dict, or None when the Python normalization is needed"},
     {"run_key", ek_run_key, METH_VARARGS,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -15,10 +16,11 @@ from facts import dual as dual_mod
 from facts.evidence import DualEvidence
 from facts.extract import Extraction, extract, no_cyclic_gc
 from facts.fastmodel import construct, present
-from facts.fields import evidence_from_rst
+from facts.fields import IDENTITY_FIELDS, connection_evidence, evidence_from_rst
 from facts.models import RstEvent
 
 from . import fixparams
+from .conditions import _evkey
 from .kb import KnowledgeBase
 from .report_model import (Baseline, CaptureSummary, ConnectionRef, CrossPattern, DualOut,
                            EndpointRef, KbInfo, Reasoning, Report, ResetOut, RstSource,
@@ -166,7 +168,6 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
         # Without a peer capture every reset of a side has one of two dual evidences.
         plain_dual: dict[Any, tuple[DualEvidence, dict[str, Any]]] = {}
         for rst in ex.rsts:
-            ev = evidence_from_rst(rst)
             dual = side.dual.get(rst.id)
             if dual is None:
                 from_host = dual_mod.local_role_of_rst(rst, side.role)
@@ -175,16 +176,30 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
                     made = DualEvidence(observed_at=side.role, rst_from_capture_host=from_host)
                     found = plain_dual[from_host] = (made, present(made))
                 dual, dual_items = found
-                ev.update(dual_items)
             else:
-                ev.update(present(dual))
+                dual_items = present(dual)
             cr = crosses.get(rst.id)
-            if cr is not None:
-                ev.update(present(cr))
-            ev["server_ip"] = rst.connection.server.ip
-            ev["client_ip"] = rst.connection.client.ip
-            jobs.append((side, rst, ev, dual))
+            jobs.append((side, rst, _evidence(rst, dual_items, cr), dual))
     return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
+
+
+_NO_ITEMS: dict[str, Any] = {}
+
+
+def _evidence(rst: RstEvent, dual_items: dict[str, Any], cross) -> dict[str, Any]:
+    """One reset's flat evidence: its fields (``evidence_from_rst``), then the dual and cross
+    evidence and both addresses; merged in C when engine._evkey is built."""
+    c = rst.connection
+    ips = {"server_ip": c.server.ip, "client_ip": c.client.ip}
+    if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
+        return _evkey.merged(rst.__dict__, IDENTITY_FIELDS, connection_evidence(c), dual_items,
+                             cross.__dict__ if cross is not None else _NO_ITEMS, ips)
+    ev = evidence_from_rst(rst)
+    ev.update(dual_items)
+    if cross is not None:
+        ev.update(present(cross))
+    ev.update(ips)
+    return ev
 
 
 def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] = None, *,

@@ -19,6 +19,8 @@ from .models import Connection, RstEvent
 # RstEvent fields that identify rather than describe; never conditions.
 _RST_IDENTITY = {"kind", "id", "capture", "frame", "connection_id", "connection", "time",
                  "seq", "ack", "baseline_ttl_conn_values"}
+# The RstEvent fields that identify it rather than describe it: not evidence.
+IDENTITY_FIELDS = frozenset(_RST_IDENTITY)
 # Connection properties exposed to rules as conn_<name>.
 _CONN_FIELDS = ("ip_version", "roles_inferred", "handshake", "close", "rst_count",
                 "largest_idle_gap_s", "largest_segment", "packets_c2s", "packets_s2c",
@@ -90,7 +92,14 @@ def evidence_from_rst(rst: RstEvent) -> dict[str, Any]:
     # shared with the fact, and evidence is never mutated in place.
     skip = _RST_IDENTITY
     data = {k: v for k, v in rst.__dict__.items() if v is not None and k not in skip}
-    conn = rst.connection
+    data.update(connection_evidence(rst.connection))
+    return data
+
+
+def connection_evidence(conn: Connection) -> dict[str, Any]:
+    """The connection's part of a reset's evidence: ``conn_<name>`` (None left out) and
+    the server port."""
+    data = {}
     for name in _CONN_FIELDS:
         value = getattr(conn, name)
         if value is not None:

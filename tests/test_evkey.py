@@ -14,6 +14,7 @@ from engine import conditions
 from engine.analysis import gather
 from engine.conditions import _normalize_each, normalize_evidence
 from engine.reasoner import _key_plan
+from facts.errors import UserError
 
 _evkey = conditions._evkey
 pytestmark = pytest.mark.skipif(_evkey is None, reason="engine._evkey is not built")
@@ -152,3 +153,43 @@ def test_no_leaks(reasoner):
     finally:
         tracemalloc.stop()
     assert after - before < 20000, after - before
+
+
+def test_merged_semantics():
+    first = {"a": 1, "b": None, "skip": 2, "c": "x"}
+    out = _evkey.merged(first, frozenset({"skip"}), {"d": None, "a": 9, "e": [1]}, {},
+                        {"skip": 3})
+    # skip applies to the first dict only; None is dropped; a key seen before keeps its place
+    assert out == {"a": 9, "c": "x", "e": [1], "skip": 3}
+    assert list(out) == ["a", "c", "e", "skip"]
+    assert _evkey.merged({}, set()) == {}
+    for bad in [(), ({},), ({}, {}), ({}, set(), [("a", 1)]), ([], set())]:
+        with pytest.raises(TypeError):
+            _evkey.merged(*bad)
+
+
+def _gathered(monkeypatch, path: str, kb, env: str):
+    if env:
+        monkeypatch.setenv("RSTSLEUTH_NO_CEXT", env)
+    else:
+        monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
+    return [(list(ev.items()), [type(v) for v in ev.values()])
+            for _s, _r, ev, _d in gather(path, None, kb).jobs]
+
+
+def test_gathered_evidence_equals_the_python_path(monkeypatch):
+    kb = load_kb()
+    paths = [str(p) for p in sorted((ROOT / "examples").glob("*.pcap"))
+             + sorted((ROOT / "examples" / "lab_captures").rglob("*.pcap"))]
+    corpus = ROOT.parent / "shared" / "corpus"
+    if corpus.is_dir():
+        paths += [str(p) for p in sorted(corpus.glob("*.pcap*"))[:12]]
+    seen = 0
+    for path in paths:
+        try:
+            fast = _gathered(monkeypatch, path, kb, "")
+        except UserError:  # a capture the reader refuses is not this test's business
+            continue
+        assert fast == _gathered(monkeypatch, path, kb, "1"), path
+        seen += len(fast)
+    assert seen >= 20
