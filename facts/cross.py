@@ -87,10 +87,54 @@ def _rates(syn_times: list[float], members: list[Connection]) -> list[int]:
     return list(map(operator.sub, ends, starts))
 
 
+def _per_connection(connections: list[Connection]) -> tuple[dict, dict, dict, dict]:
+    """One pass over the connections (20 000 of them on a big capture, each read once):
+    the connections by id; those with a SYN grouped by server port; and per client
+    address the source ports it used and how often it reused one within
+    PORT_REUSE_WINDOW_S, counted in order of start (the order connections come in, by
+    first packet; another order is sorted first)."""
+    conns: dict[str, Connection] = {}
+    per_port: dict[tuple, list[Connection]] = defaultdict(list)
+    ports_by_client: dict[str, set[int]] = defaultdict(set)
+    reuse_by_client: dict[str, int] = defaultdict(int)
+    last_use: dict[tuple, float] = {}
+    previous = float("-inf")
+    in_order = True
+    for c in connections:
+        conns[c.id] = c
+        client, server = c.client, c.server
+        if c.syn_time is not None:
+            per_port[(server.ip, server.port)].append(c)
+        start = c.start
+        if start < previous:
+            in_order = False
+        previous = start
+        if in_order:
+            _count_port(c, client, server, ports_by_client, reuse_by_client, last_use)
+    if not in_order:
+        ports_by_client.clear()
+        reuse_by_client.clear()
+        last_use.clear()
+        for c in sorted(connections, key=_start):
+            _count_port(c, c.client, c.server, ports_by_client, reuse_by_client, last_use)
+    return conns, per_port, ports_by_client, reuse_by_client
+
+
+def _count_port(c: Connection, client, server, ports_by_client: dict, reuse_by_client: dict,
+                last_use: dict) -> None:
+    ip, port = client.ip, client.port
+    ports_by_client[ip].add(port)
+    key = (ip, port, server.ip, server.port)
+    last = last_use.get(key)
+    if last is not None and c.start - last <= PORT_REUSE_WINDOW_S:
+        reuse_by_client[ip] += 1
+    last_use[key] = c.end
+
+
 def analyse(connections: list[Connection], rsts: list[RstEvent],
             idle_defaults: Iterable[tuple[str, float]] = ()) -> dict[str, CrossEvidence]:
     """CrossEvidence per RST id."""
-    conns = {c.id: c for c in connections}
+    conns, per_port, ports_by_client, reuse_by_client = _per_connection(connections)
     idle_defaults = tuple(idle_defaults)
     first_rst: dict[str, RstEvent] = {}
     for r in rsts:
@@ -124,10 +168,6 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
         return hi - lo
 
     # SYN rejection per server port, and whether it only happens above a rate.
-    per_port: dict[tuple, list[Connection]] = defaultdict(list)
-    for c in connections:
-        if c.syn_time is not None:
-            per_port[(c.server.ip, c.server.port)].append(c)
     rejected = {cid for cid, r in first_rst.items() if r.rst_answers_syn}
     port_stats: dict[tuple, tuple[int, int, Optional[bool]]] = {}
     for key, members in per_port.items():
@@ -142,19 +182,7 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
             above = min(_rates(syn_times, rej)) > statistics.median(_rates(syn_times, acc))
         port_stats[key] = (len(rej), len(acc), above)
 
-    # Source-port use per client address.
-    ports_by_client: dict[str, set[int]] = defaultdict(set)
-    reuse_by_client: dict[str, int] = defaultdict(int)
-    last_use: dict[tuple, float] = {}
-    for c in sorted(connections, key=_start):
-        client, server = c.client, c.server
-        ip, port = client.ip, client.port
-        ports_by_client[ip].add(port)
-        key = (ip, port, server.ip, server.port)
-        last = last_use.get(key)
-        if last is not None and c.start - last <= PORT_REUSE_WINDOW_S:
-            reuse_by_client[ip] += 1
-        last_use[key] = c.end
+    # Source-port use per client address (counted in _per_connection).
     exhausted = {ip for ip, ports in ports_by_client.items()
                  if len(ports) >= EPHEMERAL_PORTS * 0.85 or reuse_by_client[ip] >= 10}
 

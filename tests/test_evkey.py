@@ -107,6 +107,7 @@ def test_same_as_python_or_none_on_random_evidence(reasoner, monkeypatch):
 
 
 def test_the_switch_and_the_wiring(reasoner, monkeypatch):
+    monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
     evidence = {"ttl": 253, "idle_before_s": 3600.4, "syn_seen": True, "gone": None}
     assert normalize_evidence(evidence) == {"ttl": 253, "idle_before_s": 3600.4, "syn_seen": True}
     calls = []
