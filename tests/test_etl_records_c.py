@@ -4,7 +4,9 @@ hands out on the compiled path) against the Python loop it replaced: the same re
 the same ``link_types`` and ``records_read`` after every record, on every kind of file the
 factory writes (one or several processors, damaged, cut short, a clock that is not linear)
 and on made-up items (timestamps past int64, data sliced from the body, unknown codes);
-bad input raises and leaks nothing."""
+bad input raises and leaks nothing. The walk that feeds it (extra 3: the frame's bytes as
+the item's body too) and the reused buffer it reads into (``EtlFile.bodies(reuse=True)``)
+give what the plain walk and reads give."""
 from __future__ import annotations
 
 import gc
@@ -18,10 +20,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from etl_factory import write_pktmon_etl  # noqa: E402
+from etl_factory import write_ndis_etl, write_pktmon_etl  # noqa: E402
 from facts.capture import etl_fastc, open_capture  # noqa: E402
 from facts.capture.etl import PM_DIRS  # noqa: E402
-from facts.capture.etl_events import NDIS_DIRECTIONS, NDIS_LINKTYPES  # noqa: E402
+from facts.capture.etl_events import (NDIS_DIRECTIONS, NDIS_GUID,  # noqa: E402
+                                      NDIS_LINKTYPES, PKTMON_GUID)
 from facts.errors import CaptureError  # noqa: E402
 from test_etl import _packets  # noqa: E402
 from test_etl_fused import VARIANTS as FUSED_VARIANTS  # noqa: E402
@@ -204,3 +207,60 @@ def test_c_records_iterator_is_collected_in_a_cycle():
     del cap
     gc.collect()
     assert ref() is None
+
+
+def _files(tmp_path):
+    return [
+        write_pktmon_etl(tmp_path / "a.etl", _packets(30), buffer_size=2048, components=3,
+                         processors=2),
+        write_pktmon_etl(tmp_path / "b.etl", _packets(20), drops={5: (42, 9)},
+                         wifi_first=True, buffer_size=1024),
+        write_pktmon_etl(tmp_path / "c.etl", _packets(20), compressed=True, buffer_size=2048),
+        write_ndis_etl(tmp_path / "d.etl", _packets(25), buffer_size=2048, processors=3),
+        write_ndis_etl(tmp_path / "e.etl", _packets(10), extended=True),
+    ]
+
+
+def _cut(tmp_path, path):
+    data = Path(path).read_bytes()
+    cut = tmp_path / "cut.etl"
+    cut.write_bytes(data[:len(data) - 700])
+    return cut
+
+
+def test_reused_buffer_reads_the_same_bodies(tmp_path):
+    """Plain and compressed buffers, several streams, a file cut inside a buffer: the same
+    bodies and problems; the uncompressed ones are views of one buffer per call."""
+    for path in _files(tmp_path) + [_cut(tmp_path, _files(tmp_path)[0])]:
+        plain_etl, reused_etl = open_capture(path).etl, open_capture(path).etl
+        for entries in plain_etl.streams().values():
+            plain = [(off, bytes(body)) for off, _hdr, body in plain_etl.bodies(entries)]
+            reused, owners = [], set()
+            for off, _hdr, body in reused_etl.bodies(entries, reuse=True):
+                reused.append((off, bytes(body)))
+                if isinstance(body, memoryview):
+                    owners.add(id(body.obj))
+            assert reused == plain
+            assert len(owners) <= 1
+        assert reused_etl.problems == plain_etl.problems
+
+
+def test_walk_extra_3_items_own_their_frames(tmp_path):
+    """extra 3: the items of extra 2 with the frame's bytes as body (start 0, end its
+    length), whatever the body object walked (bytes or a view of a reused buffer)."""
+    walk = etl_fastc._walk
+    state = (None, 0, 0, PKTMON_GUID, NDIS_GUID, etl_fastc.SIZE_AT_4_TABLE)
+    checked = 0
+    for path in _files(tmp_path):
+        etl = open_capture(path).etl
+        for entries in etl.streams().values():
+            for _off, _hdr, body in etl.bodies(entries, reuse=True):
+                for p in (0, 300):
+                    framed, *rest = walk(bytes(body), p, *state, 2, 7)
+                    owned, *rest3 = walk(body, p, *state, 3, 7)
+                    assert rest == rest3
+                    assert [it[:6] for it in owned] == [it[:6] for it in framed]
+                    for a, b in zip(owned, framed):
+                        assert a[6:] == (0, len(b[9]), b[9], b[9]) and a[8] is a[9]
+                    checked += len(owned)
+    assert checked > 50

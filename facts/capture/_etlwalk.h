@@ -1,10 +1,10 @@
 /* facts.capture._etlwalk: the internal interface between its source files.
  *
  * The hot loops of the compiled .etl reader (etl_fastc): the event walk of a buffer, the time
- * merge of processor streams and the pktmon fold. Python keeps the hand-overs to the
- * general code (etl_events.walk_buffer, EtlCapture.fold_records), the clock and building
- * the packets; each function here mirrors Python code exactly (tests compare them, also on
- * random and damaged bytes). Every read is bounds-checked.
+ * merge of processor streams, the pktmon fold and the records of what it kept. Python keeps
+ * the hand-overs to the general code (etl_events.walk_buffer, EtlCapture.fold_records) and
+ * building the packets; each function here mirrors Python code exactly (tests compare them,
+ * also on random and damaged bytes). Every read is bounds-checked.
  *
  * _etlwalk_walk.c    walk(): the event walk of one decompressed buffer body and the items
  *                    (with their fold keys and extras) it returns

@@ -207,9 +207,11 @@ class EtlFile:
             streams.setdefault(hdr[7] & 0xFFFF, []).append((off, hdr))
         return streams
 
-    def read_body(self, f, off: int, hdr) -> bytes:
-        """The event area of one buffer (after its header), decompressed when needed."""
-        size, saved, flag, used = hdr[0], hdr[1], hdr[10], hdr[9]
+    def read_body(self, f, off: int, hdr, room: bytearray | None = None):
+        """The event area of one buffer (after its header), decompressed when needed. With
+        ``room`` (large enough: ``room_for``), an uncompressed body is read into it and
+        returned as a memoryview of the part read: no new memory per buffer."""
+        size, flag, used = hdr[0], hdr[10], hdr[9]
         f.seek(off + BUFFER_HEADER)
         if flag & FLAG_COMPRESSED:
             raw = f.read(size - BUFFER_HEADER)
@@ -235,20 +237,37 @@ class EtlFile:
         # the last event); take the larger plausible one -- the walk stops at the 0xFF
         # filler of an unused tail anyway, so reading too far costs nothing. Only the filled
         # part is read: no unused tail, no second copy to trim it.
+        end = self._filled(hdr)
+        if room is None:
+            return f.read(end - BUFFER_HEADER)
+        view = memoryview(room)
+        return view[:f.readinto(view[:end - BUFFER_HEADER])]
+
+    @staticmethod
+    def _filled(hdr) -> int:
+        size, saved, used = hdr[0], hdr[1], hdr[9]
         ends = [e for e in (used, saved) if BUFFER_HEADER < e <= size]
-        end = max(ends) if ends else size
-        return f.read(end - BUFFER_HEADER)
+        return max(ends) if ends else size
+
+    def room_for(self, entries) -> bytearray:
+        """A buffer ``read_body`` can read any uncompressed body of ``entries`` into."""
+        return bytearray(max((self._filled(hdr) - BUFFER_HEADER for _off, hdr in entries
+                              if not hdr[10] & FLAG_COMPRESSED), default=0))
 
     def is_cut(self, off: int, hdr) -> bool:
         """The file ends inside this buffer."""
         return off + hdr[0] > self.file_size
 
-    def bodies(self, entries, progress=None):
+    def bodies(self, entries, progress=None, reuse=False):
         """(file offset, header, body) of each buffer in ``entries`` with a non-empty body,
-        in order; ``progress(offset)`` is told the end of each buffer read."""
+        in order; ``progress(offset)`` is told the end of each buffer read. With ``reuse``
+        the uncompressed bodies are memoryviews of one buffer that each next body is read
+        into (bytes in 1 MB pieces of fresh memory, several streams' at a time, cost the
+        page faults of new memory each time): the caller keeps nothing of a body past it."""
+        room = self.room_for(entries) if reuse else None
         with open(self.path, "rb") as f:
             for off, hdr in entries:
-                body = self.read_body(f, off, hdr)
+                body = self.read_body(f, off, hdr, room)
                 if progress is not None:
                     progress(min(off + hdr[0], self.file_size))
                 if body:

@@ -1,12 +1,13 @@
 """The compiled-path reader of .etl files (``_etlwalk``): walk, time merge, fold and
-decode, for traces with one processor stream or several.
+records or decoding, for traces with one processor stream or several.
 
 Per processor stream, each buffer is walked by ``_etlwalk.walk``, a piece of
 ``MERGE_PIECE`` items at a time, each just before it is used. The walk steps over the
 records the loop never reads and over pktmon back-to-back copies and hands back compact
 items ``(ts, key, app, code, dir, orig, start, end, body, extra)``: key None for a whole
 NDIS packet; ``extra`` what the loop needs of the frame, copied while the walk has it in
-the CPU caches: reading records, its bytes; decoding, the header fields and payload of a
+the CPU caches: reading records, its bytes (also standing for the body, so that each
+stream reads its buffers into one reused buffer); decoding, the header fields and payload of a
 frame ``fastpcap.fast_segment`` would decode (so that the loop builds the ``TcpSegment``
 without a struct unpack). Where the walk stops at an event the general walk must judge (a
 drop, a Wi-Fi copy, a packet without PktGroupId, an NDIS fragment, extended data items,
@@ -16,7 +17,8 @@ streams are merged by time exactly as ``EtlFile.events`` merges ``walk_buffer``'
 (``merge_streams`` over lists cut at the same places, so events of equal timestamps get the
 same frame numbers); one stream is read in file order. ``_etlwalk.fold`` folds each list's
 compact items (later copies -- of another processor, or not back to back -- through the
-fold dicts ``live``/``older`` as everywhere) and the loop decodes what it keeps. The first
+fold dicts ``live``/``older`` as everywhere); the loop decodes what it keeps, or reading
+records, ``_etlwalk.records`` makes their records (in C, as they are taken). The first
 event of the general form hands the stream to ``EtlCapture.fold_records``, which hands it
 back once no packet waits. Records, packets, frame numbers, drops, warnings and counters
 are those of ``general_records`` (tests compare them).
@@ -123,7 +125,10 @@ def _stream(etl, entries, proc, state, progress, extra=0):
     piece = etl_buffers.MERGE_PIECE
     last_group = None
     last_number = last_app = 0
-    for off, hdr, body in etl.bodies(entries, progress):
+    # extra 3: the items hold their frames' bytes, not the body, so one buffer per stream
+    # takes each next body (EtlFile.bodies' reuse)
+    reuse = extra == 3
+    for off, hdr, body in etl.bodies(entries, progress, reuse):
         p = 0
         pieces = 0
         while True:
@@ -145,8 +150,9 @@ def _stream(etl, entries, proc, state, progress, extra=0):
         if p >= 0:
             key = None if last_group is None else (last_group << 16) | last_number
             state.last = (key, last_app, key is not None)
-            items += map(_compact, walk_buffer(body, off, proc, etl.is_cut(off, hdr), state,
-                                               etl.problem, p))
+            # walk_buffer's events keep the body: a copy of a reused one
+            items += map(_compact, walk_buffer(bytes(body) if reuse else body, off, proc,
+                                               etl.is_cut(off, hdr), state, etl.problem, p))
             key, last_app, good = state.last
             # The C walk steps over copies only after a preferred copy with a PktGroupId
             # (walk_buffer's key of a packet without one is negative).
@@ -184,7 +190,7 @@ def _loop(cap, mode, decoded, count_events):
     streams = etl.streams()
     states = [StreamState() for _ in streams]
     # batches: the C side reads each frame in the buffer, so the walk copies nothing
-    extra = {"batches": 0, "records": 2, "packets": 1}[mode]
+    extra = {"batches": 0, "records": 3, "packets": 1}[mode]
     lists = [_stream(etl, entries, proc, state, cap.note_offset, extra)
              for (proc, entries), state in zip(streams.items(), states)]
     merged = merge_streams(lists) if len(lists) > 1 else iter(lists[0] if lists else ())
