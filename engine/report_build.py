@@ -99,13 +99,20 @@ def fired_rules(inf) -> list[FiredRule]:
             for j in inf.fired]
 
 
-def _premises(node: dict[str, Any]):
-    for support in node.get("supports", []):
-        for premise in support.get("premises", []):
-            if "supports" in premise:
-                yield from _premises(premise)
-            else:
-                yield support.get("rule_id"), premise
+def _fact_premises(inf, conclusion_id: str, seen: frozenset = frozenset()):
+    """(rule id, field, op, expected) of every observed fact in the HOW tree of
+    ``conclusion_id``, in the tree's order (``explain.how``: each support's fact premises,
+    then its concluded premises' trees), read from the justifications without building the
+    tree."""
+    state = inf.conclusions.get(conclusion_id)
+    if state is None or conclusion_id in seen:
+        return
+    seen = seen | {conclusion_id}
+    for just in state.supports:
+        for p in just.premises:
+            yield just.rule_id, p.field, p.op, p.value
+        for c in just.concluded:
+            yield from _fact_premises(inf, c.concluded, seen)
 
 
 def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tuple]:
@@ -120,11 +127,9 @@ def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tupl
     for target in targets:
         if inf.cf(target) <= 0:
             continue
-        tree = inf.how(target).model_dump()
-        for rule_id, premise in _premises(tree):
-            field = premise.get("field")
+        for rule_id, field, op, expected in _fact_premises(inf, target):
             if field and field not in rows:
-                rows[field] = (rule_id, field, premise.get("op"), premise.get("expected"))
+                rows[field] = (rule_id, field, op, expected)
     return list(rows.values())
 
 

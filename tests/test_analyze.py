@@ -267,3 +267,57 @@ def test_iso_time_from_the_seconds_cache_equals_datetime():
     for t in stamps:
         want = dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="microseconds")
         assert _iso(t, seconds) == want == _iso(t), t
+
+
+def test_evidence_template_reads_what_the_how_tree_shows(tmp_path):
+    """report_build.evidence_template walks the justifications directly: the same rows as
+    collecting the observed facts of the HOW trees (explain.how), for every inference of
+    the example and lab captures and of a benchmark slice."""
+    import importlib.util
+
+    from engine import Reasoner, load_kb
+    from engine.analysis import gather
+    from engine.report_build import diagnoses_for, evidence_template
+
+    def from_trees(inf, origin, diagnoses):
+        targets = [f"origin.{origin}"] if origin != "undetermined" else []
+        if inf.pattern:
+            targets.append(f"pattern.{inf.pattern}")
+        targets += [d.id for d in diagnoses[:1]]
+        rows = {}
+
+        def walk(node):
+            for support in node.get("supports", []):
+                for premise in support.get("premises", []):
+                    if "supports" in premise:
+                        yield from walk(premise)
+                    else:
+                        yield support.get("rule_id"), premise
+        for target in targets:
+            if inf.cf(target) <= 0:
+                continue
+            for rule_id, premise in walk(inf.how(target).model_dump()):
+                field = premise.get("field")
+                if field and field not in rows:
+                    rows[field] = (rule_id, field, premise.get("op"), premise.get("expected"))
+        return list(rows.values())
+
+    spec = importlib.util.spec_from_file_location("make_capture",
+                                                  ROOT / "benchmarks" / "make_capture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bench = tmp_path / "slice.pcap"
+    module.generate(30_000, bench, connections=600, seed=3)
+    paths = [*sorted(ROOT.glob("examples/*.pcap")),
+             *sorted(ROOT.glob("examples/lab_captures/*/*.pcap")), bench]
+    kb = load_kb()
+    checked = 0
+    with Reasoner(kb) as reasoner:
+        for path in paths:
+            jobs = gather(str(path), None, kb).jobs
+            for inf in reasoner.infer_many([ev for _, _, ev, _ in jobs]):
+                diagnoses = diagnoses_for(kb, inf, inf.origin, "en")
+                assert evidence_template(inf, inf.origin, diagnoses) == \
+                    from_trees(inf, inf.origin, diagnoses)
+                checked += 1
+    assert checked > 100
