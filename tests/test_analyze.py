@@ -252,12 +252,12 @@ def test_edited_kb_takes_effect_everywhere(tmp_path):
 
 
 def test_iso_time_from_the_seconds_cache_equals_datetime():
-    """analysis._iso with its per-second cache formats exactly as datetime does, including
+    """reset_entry.iso_time with its per-second cache formats exactly as datetime does, including
     fractions that round half to even, up into the next second, and before 1970."""
     import datetime as dt
     import random
 
-    from engine.analysis import _iso
+    from engine.reset_entry import iso_time as _iso
     rng = random.Random(5)
     stamps = [1700000161.974538, 0.0, 1.0, 1700000000.9999996, 1700000000.0000005,
               -1.5, -0.0000004, 1234567890.1234565, 4102444800.5]
