@@ -11,19 +11,16 @@ when several of its alternatives match, the strongest proof counts.
 """
 from __future__ import annotations
 
-import bisect
-import os
 from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
 
-from facts.fields import FIELDS
-
 from . import certainty
 from .compile import CompiledKB, compile_kb
-from .conditions import _evkey, normalize_evidence, render_value, support
+from .conditions import normalize_evidence, render_value, support
 from .host import EngineError, RulesetHost
 from .kb import KnowledgeBase
+from .run_class import KeyPlan, identity
 
 KINDS = ("origin", "pattern", "subtype", "finding")
 ORIGIN_MIN_CF = 0.3
@@ -164,68 +161,6 @@ def _kind(kb: KnowledgeBase, conclusion_id: str) -> str:
     return prefix if prefix in KINDS else "finding"
 
 
-def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _thresholds(compiled: CompiledKB) -> dict[str, Optional[list[float]]]:
-    """Per field: the sorted numeric constants rules compare it with, or None when some test
-    on it is not a plain comparison with numbers (a regex, a string), so values must stay."""
-    from .compile import _literals
-    out: dict[str, Optional[list[float]]] = {}
-    for node in compiled.nnf:
-        for lit in _literals(node):
-            name, test = lit.test.field, lit.test
-            if test.op == "exists":
-                out.setdefault(name, [])
-                continue
-            members = test.value if isinstance(test.value, (list, tuple)) else [test.value]
-            if test.op == "matches" or not all(_numeric(m) for m in members):
-                out[name] = None
-            elif out.get(name, []) is not None:
-                out[name] = sorted(set(out.get(name, [])) | {float(m) for m in members})
-    return out
-
-
-_SCALARS = (str, int, float, bool)
-_LIST_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.kind == "list")
-
-
-def _identity(normalized: dict[str, Any]) -> Any:
-    """A hashable stand-in for the evidence set: equal only for the same items, in the same
-    order, of the same types (True, 1 and 1.0 are different evidence). Equal evidence built
-    in another key order is merely not shared (it still reasons right)."""
-    names, values = tuple(normalized), tuple(normalized.values())
-    try:
-        hash(values)
-    except TypeError:  # lists (e.g. matched devices) count by their items
-        fixed = list(values)
-        # the fields declared as lists first: no scan over every value
-        for name in _LIST_FIELDS:
-            if type(normalized.get(name)) is list:
-                i = names.index(name)
-                fixed[i] = tuple(fixed[i])
-        values = tuple(fixed)
-        try:
-            hash(values)
-        except TypeError:
-            values = tuple(tuple(v) if type(v) is list else v for v in values)
-            try:
-                hash(values)
-            except TypeError:
-                return repr(normalized)
-    return names, values, tuple(map(type, values))
-
-
-def _key_plan(compiled: CompiledKB) -> tuple[list[tuple[str, list[float]]], tuple[str, ...]]:
-    """The fields rules read, split into those compared only with numbers (keyed by interval)
-    and the others (keyed by value and type), each in name order."""
-    thresholds = _thresholds(compiled)
-    names = sorted(compiled.read_fields)
-    numeric = [(n, thresholds[n]) for n in names if thresholds.get(n) is not None]
-    return numeric, tuple(n for n in names if thresholds.get(n) is None)
-
-
 class Reasoner:
     """Compiles the KB once (at construction) and reasons over evidence sets.
 
@@ -238,7 +173,7 @@ class Reasoner:
         labels = {name: kb.rules[d.rule_index].id for name, d in self.compiled.disjuncts.items()}
         self.host = RulesetHost(self.compiled.ruleset, labels)
         self._by_conclusion: dict[str, list[int]] = {}
-        self._key_plan: Optional[tuple] = None
+        self._key_plan: Optional[KeyPlan] = None
         for index, rule in enumerate(kb.rules):
             self._by_conclusion.setdefault(rule.conclude.id, []).append(index)
 
@@ -341,7 +276,7 @@ class Reasoner:
         for evidence in evidences:
             normalized = normalize_evidence(evidence)
             if share:
-                key = _identity(normalized)
+                key = identity(normalized)
                 inference = same.get(key)
                 if inference is not None:
                     out.append(inference)
@@ -373,43 +308,12 @@ class Reasoner:
 
     def run_key(self, normalized: dict[str, Any]) -> tuple:
         """Evidence sets with equal keys make exactly the same rules fire with the same
-        strengths: fields no rule reads are left out, and a number counts only by its interval
-        among the constants rules compare it with (3600.2 s and 3601.7 s of idle are one
-        class when no rule draws a line between them). Captures with thousands of resets
-        reason once per class."""
+        strengths (``run_class.KeyPlan``): captures with thousands of resets reason once per
+        class."""
         plan = self._key_plan
         if plan is None:
-            numeric, others = _key_plan(self.compiled)
-            plan = self._key_plan = (numeric, others,
-                                     tuple((name, tuple(c)) for name, c in numeric))
-        numeric, others, compiled_numeric = plan
-        if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
-            key = _evkey.run_key(normalized, compiled_numeric, others)
-            if key is not None:
-                return key
-        get = normalized.get
-        positions = []
-        add = positions.append
-        for name, constants in numeric:
-            value = get(name)
-            kind = type(value)
-            if kind is float or kind is int or (value is not None and _numeric(value)):
-                # 2i: below constant i; 2i+1: equal to it (every comparison with any of the
-                # constants has one outcome for all numbers of one such interval)
-                i = bisect.bisect_left(constants, value)
-                add(2 * i + 1 if i < len(constants) and constants[i] == value else 2 * i)
-            elif value is None:  # normalized evidence holds no None: absent
-                add(None)
-            else:
-                add((kind.__name__, value if isinstance(value, _SCALARS) else repr(value)))
-        values = tuple(map(get, others))
-        try:
-            hash(values)
-        except TypeError:  # a list or another unhashable value: its repr stands for it
-            values = tuple(v if v is None or isinstance(v, _SCALARS) else repr(v)
-                           for v in values)
-        # the types keep True, 1 and 1.0 apart (they are different evidence)
-        return tuple(positions), values, tuple(map(type, values))
+            plan = self._key_plan = KeyPlan(self.compiled)
+        return plan.key(normalized)
 
     def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
               notes: list[str] | None = None) -> "Inference":

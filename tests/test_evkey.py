@@ -13,7 +13,7 @@ from engine import Reasoner, load_kb
 from engine import conditions
 from engine.analysis import gather
 from engine.conditions import _normalize_each, normalize_evidence
-from engine.reasoner import _key_plan
+from engine.run_class import _key_plan
 from facts.errors import UserError
 
 _evkey = conditions._evkey
