@@ -211,6 +211,23 @@ fail:
     return -1;
 }
 
+/* The item of the frame b[start:end] (key: a new reference, stolen, or NULL for None),
+ * its extra and body as walk describes them. */
+static int add_frame(PyObject *items, int extra, const unsigned char *b, PyObject *tag,
+                     long long ts, PyObject *key, unsigned app, unsigned long long code,
+                     unsigned dir, unsigned orig, Py_ssize_t start, Py_ssize_t end,
+                     int ethernet)
+{
+    PyObject *more = extra_of(extra, b, start, end, ethernet);
+    if (more == NULL) {
+        Py_XDECREF(key);
+        return -1;
+    }
+    if (extra == 3)         /* the frame's bytes stand for the body (append_item: borrowed) */
+        return append_item(items, ts, key, app, code, dir, orig, 0, end - start, more, more);
+    return append_item(items, ts, key, app, code, dir, orig, start, end, tag, more);
+}
+
 PyObject *walk(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -226,7 +243,6 @@ PyObject *walk(PyObject *self, PyObject *args)
     /* The merged (multi-stream) reader mixes items of many buffers: each carries its body
      * (with extra 3 its frame's bytes as its body). */
     PyObject *tag = body.obj;
-    const int own = extra == 3;
     if (pmg.len != 16 || ndg.len != 16 || sz4.len != 256) {
         PyErr_SetString(PyExc_ValueError, "walk: guids must be 16 bytes, size_at_4 256");
         goto done;
@@ -311,14 +327,10 @@ PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + HOT_LEN, end = start + rd16(e + 112);
             if (end > p + size)
                 end = p + size;
-            PyObject *key = make_key(group, number), *more = NULL;
-            if (key != NULL && !(more = extra_of(extra, b, start, end, ptype == 1)))
-                Py_CLEAR(key);
-            if (key == NULL || append_item(items, (long long)rd64(e + 16), key, app,
-                                           ptype == 1 ? 1 : 101, rd16(e + 92) & 7,
-                                           rd16(e + 110), own ? 0 : start,
-                                           own ? end - start : end, own ? more : tag,
-                                           more) < 0)
+            PyObject *key = make_key(group, number);
+            if (key == NULL || add_frame(items, extra, b, tag, (long long)rd64(e + 16), key, app,
+                                         ptype == 1 ? 1 : 101, rd16(e + 92) & 7, rd16(e + 110),
+                                         start, end, ptype == 1) < 0)
                 goto fail;
         }
         else if (memcmp(e + 24, nd_guid, 16) == 0) {
@@ -335,12 +347,9 @@ PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t start = p + 92, end = start + rd32(e + 88);
             if (end > p + size)
                 end = p + size;
-            PyObject *more = extra_of(extra, b, start, end, !(kw & 0x10200u));
-            if (more == NULL)
-                goto fail;
-            if (append_item(items, (long long)rd64(e + 16), NULL, 0, kw & 0x10200u,
-                            (unsigned)((kw >> 32) & 3), 0, own ? 0 : start,
-                            own ? end - start : end, own ? more : tag, more) < 0)
+            if (add_frame(items, extra, b, tag, (long long)rd64(e + 16), NULL, 0,
+                          kw & 0x10200u, (unsigned)((kw >> 32) & 3), 0, start, end,
+                          !(kw & 0x10200u)) < 0)
                 goto fail;
         }
         p += step;
