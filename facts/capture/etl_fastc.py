@@ -7,9 +7,9 @@ records the loop never reads and over pktmon back-to-back copies and hands back 
 items ``(ts, key, app, code, dir, orig, start, end, body, extra)``: key None for a whole
 NDIS packet; ``extra`` what the loop needs of the frame, copied while the walk has it in
 the CPU caches: reading records, its bytes (also standing for the body, so that each
-stream reads its buffers into one reused buffer); decoding, the header fields and payload of a
-frame ``fastpcap.fast_segment`` would decode (so that the loop builds the ``TcpSegment``
-without a struct unpack). Where the walk stops at an event the general walk must judge (a
+stream reads its buffers into one reused buffer); decoding, the header fields and payload
+of a frame ``fastpcap.fast_segment`` would decode (so that the loop builds the
+``TcpSegment`` without a struct unpack). Where the walk stops at an event the general walk must judge (a
 drop, a Wi-Fi copy, a packet without PktGroupId, an NDIS fragment, extended data items,
 damage), ``walk_buffer`` walks the rest of that buffer only, with the same back-to-back
 state, and its common events are turned into the compact form (``_stream``). Several
