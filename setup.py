@@ -10,13 +10,13 @@ setup(ext_modules=[
     Extension("facts.capture._etlwalk",
               [f"facts/capture/_etlwalk_{name}.c"
                for name in ("walk", "merge", "fold", "records", "module")],
-              optional=True, depends=["facts/capture/_etlwalk.h"],
+              optional=True, depends=["facts/capture/_etlwalk.h", "facts/_etl_item.h"],
               extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
     # normalize_evidence's and Reasoner.run_key's common case (engine/_evkey.c).
     Extension("engine._evkey", ["engine/_evkey.c"], optional=True,
               extra_compile_args=["-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
-              depends=["facts/_ctrack.h"],
+              depends=["facts/_ctrack.h", "facts/_etl_item.h"],
               extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
 ])

@@ -17,6 +17,7 @@
  *   list of compact ETL items at a time instead of one generator step per record.
  */
 #include "_ctrack.h"
+#include "_etl_item.h"
 
 /* A record's direction: 0 None, 1 "in", 2 "out"; -1 with ValueError (what feed_obj would
  * say of the segment the Python decoder makes with it). */
@@ -163,20 +164,6 @@ static int feed_frame(T *t, const uint8_t *f, Py_ssize_t n, PyObject *lto, long 
 
 static int call_tick(PyObject *tick);
 
-/* table[key] as Python indexes it (a new reference), tuples of small ints directly */
-static PyObject *lookup(PyObject *table, PyObject *key)
-{
-    if (PyTuple_CheckExact(table) && PyLong_CheckExact(key)) {
-        Py_ssize_t k = PyLong_AsSsize_t(key);
-        if (k >= 0 && k < PyTuple_GET_SIZE(table)) {
-            PyObject *v = PyTuple_GET_ITEM(table, k);
-            Py_INCREF(v);
-            return v;
-        }
-        PyErr_Clear();
-    }
-    return PyObject_GetItem(table, key);
-}
 
 /* A batch of etl_fastc.fused_c's (its batches mode): (items, frame, ctx), the compact items
  * (ts, key, app, code, dir, orig, start, end, body, extra) its fold kept, frame the number
@@ -216,21 +203,9 @@ static int feed_batch(T *t, PyObject *batch, PyObject *decode, PyObject *tick, i
             PyErr_SetString(PyExc_TypeError, "track_frame_batches: an item is a tuple of 10");
             return -1;
         }
-        PyObject *tso_i = PyTuple_GET_ITEM(it, 0), *key = PyTuple_GET_ITEM(it, 1),
-                 *code = PyTuple_GET_ITEM(it, 3), *dco = PyTuple_GET_ITEM(it, 4),
-                 *body = PyTuple_GET_ITEM(it, 8), *lto, *dir;
-        if (key == Py_None) {
-            lto = lookup(ndis_lts, code);
-            dir = lto ? lookup(ndis_dirs, dco) : NULL;
-        } else {
-            lto = code;
-            Py_INCREF(lto);
-            dir = lookup(pm_dirs, dco);
-        }
-        if (!dir) {
-            Py_XDECREF(lto);
+        PyObject *body = PyTuple_GET_ITEM(it, 8), *lto, *dir;
+        if (etl_kind(it, ndis_lts, ndis_dirs, pm_dirs, &lto, &dir) < 0)
             return -1;
-        }
         /* both held by their tables (the link type also by the item) for this call */
         Py_DECREF(lto);
         Py_DECREF(dir);
@@ -260,44 +235,11 @@ static int feed_batch(T *t, PyObject *batch, PyObject *decode, PyObject *tick, i
         if (d < 0)
             return -1;
         double ts;
-        PyObject *tso = NULL;
-        long long raw = PyLong_AsLongLong(tso_i), sum;
-        if (raw == -1 && PyErr_Occurred())
-            PyErr_Clear();
-        else if (linear && !__builtin_add_overflow(raw, tick_off, &sum))
-            goto exact;
-        /* outside int64 (or the clock is not linear): as Python computes it */
-        {
-            PyObject *x;
-            if (linear) {
-                PyObject *off = PyLong_FromLongLong(tick_off), *s2 = NULL;
-                x = NULL;
-                if (off && (s2 = PyNumber_Add(tso_i, off))) {
-                    double v = PyLong_AsDouble(s2);
-                    if (!(v == -1.0 && PyErr_Occurred()))
-                        x = PyFloat_FromDouble(whole_s + v / 1e7);
-                }
-                Py_XDECREF(off);
-                Py_XDECREF(s2);
-            } else
-                x = PyObject_CallOneArg(seconds, tso_i);
-            if (!x)
-                return -1;
-            ts = PyFloat_AsDouble(x);
-            if (ts == -1.0 && PyErr_Occurred()) {
-                Py_DECREF(x);
-                return -1;
-            }
-            tso = x;
-            goto fed;
-        }
-    exact:
-        /* int + float in Python: the int converted (correctly rounded, as the cast is) */
-        ts = whole_s + (double)sum / 1e7;
-    fed:;
+        if (etl_seconds(PyTuple_GET_ITEM(it, 0), linear, whole_s, tick_off, seconds, &ts) < 0)
+            return -1;
         PyObject *data = start == 0 && end == blen ? body : NULL;
         int r = feed_frame(t, (const uint8_t *)PyBytes_AS_STRING(body) + start, n, lto, lt, dir,
-                           d, frame + i + 1, ts, tso, orig > n ? orig : n, data, decode);
+                           d, frame + i + 1, ts, NULL, orig > n ? orig : n, data, decode);
         if (r < 0)
             return -1;
         if (r && ++*npk % PROGRESS_EVERY == 0 && tick != Py_None && call_tick(tick) < 0)

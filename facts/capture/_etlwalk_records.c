@@ -13,6 +13,7 @@
  * Each linktype goes into link_types, and cap.records_read is each record's frame once it
  * is handed out (what a progress tick reads while the records are consumed). */
 #include "_etlwalk.h"
+#include "../_etl_item.h"
 
 typedef struct {
     PyObject_HEAD
@@ -26,41 +27,6 @@ typedef struct {
 
 static PyObject *records_read_name;
 
-/* table[key] as Python indexes it (a new reference), a tuple by a small int directly */
-static PyObject *lookup(PyObject *table, PyObject *key)
-{
-    if (PyTuple_CheckExact(table) && PyLong_CheckExact(key)) {
-        Py_ssize_t k = PyLong_AsSsize_t(key);
-        if (k >= 0 && k < PyTuple_GET_SIZE(table))
-            return Py_NewRef(PyTuple_GET_ITEM(table, k));
-        PyErr_Clear();
-    }
-    return PyObject_GetItem(table, key);
-}
-
-/* whole_seconds + (ts + tick_offset) / 1e7 or seconds(ts), as a new float */
-static PyObject *seconds_of(Records *r, PyObject *ts)
-{
-    if (!r->linear)
-        return PyObject_CallOneArg(r->seconds, ts);
-    int ovf;
-    long long raw = PyLong_AsLongLongAndOverflow(ts, &ovf), sum;
-    if (raw == -1 && PyErr_Occurred())
-        return NULL;
-    if (!ovf && !__builtin_add_overflow(raw, r->tick_off, &sum))
-        /* int / float in Python: the int converted to the nearest double, as the cast */
-        return PyFloat_FromDouble(r->whole_s + (double)sum / 1e7);
-    PyObject *off = PyLong_FromLongLong(r->tick_off), *s = NULL, *x = NULL;
-    if (off && (s = PyNumber_Add(ts, off))) {
-        double v = PyLong_AsDouble(s);
-        if (!(v == -1.0 && PyErr_Occurred()))
-            x = PyFloat_FromDouble(r->whole_s + v / 1e7);
-    }
-    Py_XDECREF(off);
-    Py_XDECREF(s);
-    return x;
-}
-
 /* The record of item it as frame number frame (a new reference). */
 static PyObject *record_of(Records *r, PyObject *it, long long frame)
 {
@@ -68,18 +34,10 @@ static PyObject *record_of(Records *r, PyObject *it, long long frame)
         PyErr_SetString(PyExc_TypeError, "records: an item is a tuple of 10");
         return NULL;
     }
-    PyObject *key = PyTuple_GET_ITEM(it, 1), *code = PyTuple_GET_ITEM(it, 3),
-             *dco = PyTuple_GET_ITEM(it, 4), *orig = PyTuple_GET_ITEM(it, 5),
-             *extra = PyTuple_GET_ITEM(it, 9);
-    PyObject *lt, *dir = NULL, *ts = NULL, *data = NULL, *olen = NULL, *fo = NULL, *rec;
-    if (key == Py_None) {
-        lt = lookup(r->ndis_lts, code);
-        dir = lt ? lookup(r->ndis_dirs, dco) : NULL;
-    } else {
-        lt = Py_NewRef(code);
-        dir = lookup(r->pm_dirs, dco);
-    }
-    if (!dir)
+    PyObject *orig = PyTuple_GET_ITEM(it, 5), *extra = PyTuple_GET_ITEM(it, 9);
+    PyObject *lt = NULL, *dir = NULL, *ts = NULL, *data = NULL, *olen = NULL, *fo = NULL, *rec;
+    double seconds;
+    if (etl_kind(it, r->ndis_lts, r->ndis_dirs, r->pm_dirs, &lt, &dir) < 0)
         goto fail;
     /* the set is told each change of linktype, as the Python loop tells it */
     if (r->last_lt != lt) {
@@ -88,7 +46,8 @@ static PyObject *record_of(Records *r, PyObject *it, long long frame)
             goto fail;
         Py_XSETREF(r->last_lt, Py_NewRef(lt));
     }
-    if (!(ts = seconds_of(r, PyTuple_GET_ITEM(it, 0))))
+    if (etl_seconds(PyTuple_GET_ITEM(it, 0), r->linear, r->whole_s, r->tick_off, r->seconds,
+                    &seconds) < 0 || !(ts = PyFloat_FromDouble(seconds)))
         goto fail;
     if (extra != Py_None)
         data = Py_NewRef(extra);
