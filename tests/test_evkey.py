@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from engine.analysis import gather
 from engine.conditions import _normalize_each, normalize_evidence
 from engine.run_class import _key_plan
 from facts.errors import UserError
+from leakcheck import growth
 
 _evkey = conditions._evkey
 pytestmark = pytest.mark.skipif(_evkey is None, reason="engine._evkey is not built")
@@ -144,16 +144,7 @@ def test_no_leaks(reasoner):
             normalized = _evkey.normalize(evidence)
             _evkey.run_key(normalized, numeric, others)
             _evkey.run_key({"ttl": "x"}, numeric, others)  # the fallback path
-    run(1000)
-    tracemalloc.start()
-    try:
-        run(100)
-        before = tracemalloc.get_traced_memory()[0]
-        run(20000)
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 20000, after - before
+    assert growth(run) < 20000
 
 
 def test_merged_semantics():
