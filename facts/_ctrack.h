@@ -301,6 +301,7 @@ int feed_inline(T *t, Seg *s, int64_t frame, double ts, int dir, const uint8_t *
 /* _ctrack_pyin.c */
 PyObject *ct_setup(PyObject *self, PyObject *classes);
 int feed_obj(T *t, PyObject *o);
+int feed_decoded(T *t, PyObject *o);
 /* Where the IP header of a frame of link type lt starts (*l3) and where its ethertype is
  * (*et; for raw IP, -1: the version nibble says, -4 / -6: only that version, as
  * facts.linktypes' hints); 0: no inline layout (facts.decode reads such frames). */

@@ -111,13 +111,7 @@ static int feed_record(T *t, PyObject *rec, PyObject *decode)
         return -1;
     PyObject *o = PyObject_CallFunctionObjArgs(decode, lto, data, fo, tso, orig, dir, NULL);
     Py_DECREF(data);
-    if (!o)
-        return -1;
-    r = o == Py_None ? 0 : feed_obj(t, o) < 0 ? -1 : 1;
-    Py_DECREF(o);
-    if (r < 0 && !PyErr_Occurred())
-        PyErr_NoMemory();
-    return r;
+    return feed_decoded(t, o);
 }
 
 /* One frame read in place, with its record's fields as C values: decoded inline when its link
@@ -153,13 +147,7 @@ static int feed_frame(T *t, const uint8_t *f, Py_ssize_t n, PyObject *lto, long 
     Py_XDECREF(oo);
     Py_XDECREF(data);
     Py_DECREF(tso);
-    if (!o)
-        return -1;
-    int r = o == Py_None ? 0 : feed_obj(t, o) < 0 ? -1 : 1;
-    Py_DECREF(o);
-    if (r < 0 && !PyErr_Occurred())
-        PyErr_NoMemory();
-    return r;
+    return feed_decoded(t, o);
 }
 
 static int call_tick(PyObject *tick);

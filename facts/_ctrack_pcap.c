@@ -167,8 +167,7 @@ PyObject *track_pcap(PyObject *self, PyObject *args)
                                                        (long long)frame, ts,
                                                        (unsigned long)orig) : NULL;
             Py_XDECREF(data);
-            int r = !o ? -1 : o == Py_None ? 0 : feed_obj(&t, o) < 0 ? -1 : 1;
-            Py_XDECREF(o);
+            int r = feed_decoded(&t, o);
             if (r < 0)
                 goto done;
             if (r == 0)

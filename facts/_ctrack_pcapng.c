@@ -85,13 +85,7 @@ static int feed_frame(T *t, PyObject *decode, int64_t frame, double ts, int lt,
     PyObject *o = PyObject_CallFunction(decode, "iy#LdkO", lt, (const char *)f, n,
                                         (long long)frame, ts, (unsigned long)orig,
                                         dir == 1 ? S_IN : dir == 2 ? S_OUT : Py_None);
-    if (!o)
-        return -1;
-    int r = o == Py_None ? 0 : feed_obj(t, o) < 0 ? -1 : 1;
-    Py_DECREF(o);
-    if (r < 0 && !PyErr_Occurred())
-        PyErr_NoMemory();
-    return r;
+    return feed_decoded(t, o);
 }
 
 /* An interface description block at b (blen bytes): 0, or 1 when its clock is one this walk

@@ -212,6 +212,19 @@ static int feed_segment_obj(T *t, PyObject *o)
     return r;
 }
 
+/* What facts.decode returned (a new reference, consumed; NULL: decode raised): 1 fed to the
+ * tracker, 0 no packet (None), -1 error (set: no memory when feed_obj set none). */
+int feed_decoded(T *t, PyObject *o)
+{
+    if (!o)
+        return -1;
+    int r = o == Py_None ? 0 : feed_obj(t, o) < 0 ? -1 : 1;
+    Py_DECREF(o);
+    if (r < 0 && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return r;
+}
+
 /* Tracker.feed for one decoded Python packet (any of the three classes). */
 int feed_obj(T *t, PyObject *o)
 {
