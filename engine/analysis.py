@@ -5,7 +5,6 @@ inference per run class → resets with verdicts (``reset_entry``), grouped into
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -17,7 +16,7 @@ from facts.fastmodel import present
 from facts.fields import IDENTITY_FIELDS, connection_evidence, evidence_from_rst
 from facts.models import RstEvent
 
-from .conditions import _evkey
+from .conditions import compiled_evkey
 from .kb import KnowledgeBase
 from .report_build import build_findings
 from .report_model import CaptureSummary, CrossPattern, KbInfo, Report, ResetOut
@@ -127,9 +126,11 @@ def _evidence(rst: RstEvent, dual_items: dict[str, Any], cross) -> dict[str, Any
     evidence and both addresses; merged in C when engine._evkey is built."""
     c = rst.connection
     ips = {"server_ip": c.server.ip, "client_ip": c.client.ip}
-    if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
-        return _evkey.merged(rst.__dict__, IDENTITY_FIELDS, connection_evidence(c), dual_items,
-                             cross.__dict__ if cross is not None else _NO_ITEMS, ips)
+    compiled = compiled_evkey()
+    if compiled is not None:
+        return compiled.merged(rst.__dict__, IDENTITY_FIELDS, connection_evidence(c),
+                               dual_items, cross.__dict__ if cross is not None else _NO_ITEMS,
+                               ips)
     ev = evidence_from_rst(rst)
     ev.update(dual_items)
     if cross is not None:

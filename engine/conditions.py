@@ -29,10 +29,16 @@ from typing import Any, Optional, Union
 
 from .kb_model import AllOf, AnyOf, Concluded, Condition, NotOf, Rule, Test
 
-try:  # optional: normalize_evidence's and Reasoner.run_key's common case in C
+try:  # optional: the common case of each reset's evidence steps in C
     from . import _evkey
 except ImportError:
     _evkey = None
+
+
+def compiled_evkey():
+    """engine._evkey when it is built and not switched off (``RSTSLEUTH_NO_CEXT``), else
+    None: the callers then run their Python code."""
+    return None if _evkey is None or os.environ.get("RSTSLEUTH_NO_CEXT") else _evkey
 
 Truth = Optional[bool]  # None = unknown
 
@@ -59,8 +65,9 @@ def normalize_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
     (dropped); tuples and sets become lists."""
     # Evidence built from facts is plain (no None, finite floats, lists): the compiled
     # helper copies it (a report normalizes thousands of 90-field sets); else the loop.
-    if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
-        out = _evkey.normalize(evidence)
+    compiled = compiled_evkey()
+    if compiled is not None:
+        out = compiled.normalize(evidence)
         if out is not None:
             return out
     return _normalize_each(evidence)

@@ -8,13 +8,12 @@ draws a line between them); ``identity`` tells identical evidence sets apart exa
 from __future__ import annotations
 
 import bisect
-import os
 from typing import Any, Optional
 
 from facts.fields import FIELDS
 
 from .compile import CompiledKB
-from .conditions import _evkey
+from .conditions import compiled_evkey
 
 
 def _numeric(value: Any) -> bool:
@@ -90,8 +89,9 @@ class KeyPlan:
         """(positions, values, types): per numeric field 2i below constant i, 2i+1 equal
         to it, None when absent; the other fields' values and their types (True, 1 and 1.0
         are different evidence). Computed in C when engine._evkey is built."""
-        if _evkey is not None and not os.environ.get("RSTSLEUTH_NO_CEXT"):
-            key = _evkey.run_key(normalized, self.compiled_numeric, self.others)
+        compiled = compiled_evkey()
+        if compiled is not None:
+            key = compiled.run_key(normalized, self.compiled_numeric, self.others)
             if key is not None:
                 return key
         get = normalized.get
