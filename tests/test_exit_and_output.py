@@ -45,12 +45,15 @@ def test_run_survives_a_closed_pipe():
     assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr
 
 
-@pytest.mark.parametrize("one_shot, enabled", [(False, True), (True, False)])
-def test_batch_commands_run_without_cyclic_gc_only_in_a_one_shot_process(one_shot, enabled):
-    code = ("import gc, sys\n"
-            "from tui.cli import main\n"
-            f"main(['facts', {str(EXAMPLE)!r}], one_shot={one_shot})\n"
-            "sys.stderr.write('gc=%s' % gc.isenabled())\n")
+@pytest.mark.parametrize("command, enabled", [("facts", False), ("kb", True)])
+def test_only_batch_commands_run_without_cyclic_gc(command, enabled):
+    argv = ["rstsleuth", "facts", str(EXAMPLE)] if command == "facts" else \
+        ["rstsleuth", "kb", "validate"]
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: sys.stderr.write('gc=%s' % gc.isenabled()))\n"
+            f"sys.argv = {argv!r}\n"
+            "from tui.cli import run\n"
+            "run()\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"gc={enabled}".encode() in proc.stderr
