@@ -64,8 +64,9 @@ def run() -> None:
     to the end, so it runs without the cyclic collector, which would only traverse them again
     and again, and the process ends without the interpreter's teardown once the output is
     flushed and the exit handlers have run: a report on a large capture holds millions of
-    objects, and freeing them at exit took 0.2 s of a 2.5 s analysis, for nothing. Other
-    commands (the TUI, the interview, the lab) exit normally."""
+    objects, and freeing them at exit took 0.2 s of a 2.5 s analysis, for nothing (a batch
+    command may leave its results on ``args.results`` so that they are not freed when it
+    returns either). Other commands (the TUI, the interview, the lab) exit normally."""
     args = build_parser().parse_args()
     if not getattr(args, "batch", False):
         sys.exit(_command(args))
