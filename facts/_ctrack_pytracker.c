@@ -30,7 +30,8 @@ static int table_put(PyObject *table, PyObject *x, int px, PyObject *y, int py,
 /* A facts.tracker.Tracker holding Python twins of the C state (which it frees as it goes). */
 PyObject *build_tracker(T *t)
 {
-    PyObject *tracker = NULL, *conns = NULL, *rsts = NULL, *table = NULL, *frags = NULL;
+    PyObject *result = NULL, *tracker = NULL, *conns = NULL, *rsts = NULL, *table = NULL,
+             *frags = NULL;
     PyObject **cobj = NULL;
     int32_t **wl = NULL, *wn = NULL;   /* each connection's watch list (-1: no RST) */
     B bb, *b = &bb;
@@ -138,13 +139,8 @@ PyObject *build_tracker(T *t)
         conns = rsts = table = frags = NULL;   /* set_attr took them */
         goto fail;
     }
-    for (int64_t i = 0; i < t->nconn; i++)
-        PyMem_RawFree(wl[i]);
-    PyMem_RawFree(wl);
-    PyMem_RawFree(wn);
-    PyMem_RawFree(cobj);
-    b_free(b);
-    return tracker;
+    result = tracker;   /* which holds the lists and tables now */
+    tracker = conns = rsts = table = frags = NULL;
 fail:
     if (wl)
         for (int64_t i = 0; i < t->nconn; i++)
@@ -158,5 +154,5 @@ fail:
     Py_XDECREF(rsts);
     Py_XDECREF(table);
     Py_XDECREF(frags);
-    return NULL;
+    return result;
 }
