@@ -295,13 +295,18 @@ def test_corpus_agrees(pattern, monkeypatch):
     """Classic pcap through the compiled walk, pcapng and ETL through the compiled frame
     entry points (extract); the tracker state is also compared when it is fed the packets
     their readers decode (track_packets; test_ctrack_frames checks the frame path's state)."""
+    for path in corpus_files(pattern):
+        same_results(path, monkeypatch)
+
+
+def corpus_files(pattern: str) -> list:
+    """The shared corpus's files matching ``pattern``; skips the test when there are none."""
     if not CORPUS.is_dir():
         pytest.skip(f"no shared corpus at {CORPUS}")
     paths = sorted(CORPUS.glob(pattern))
     if not paths:
         pytest.skip(f"no {pattern} in the corpus")
-    for path in paths:
-        same_results(path, monkeypatch)
+    return paths
 
 
 @needs_c

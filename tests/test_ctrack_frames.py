@@ -18,8 +18,8 @@ from facts.capture.pcapng_writer import PcapngWriter, write_capture
 from facts.decode import decode
 from facts.extract import FactStream, extract
 from facts.packet import TcpSegment
-from test_ctrack import (CORPUS, _make_capture, _python_tracker, _state, needs_c, same_results,
-                         scenario, sll, sll2, write_pcap)
+from test_ctrack import (_make_capture, _python_tracker, _state, corpus_files, needs_c,
+                         same_results, scenario, sll, sll2, write_pcap)
 from test_etl_fused import VARIANTS as FUSED_VARIANTS
 from test_etl_multistream import VARIANTS as MULTI_VARIANTS
 
@@ -220,12 +220,7 @@ def test_etl_truncated(records, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("pattern", ["*.pcapng", "*.etl"])
 def test_corpus(pattern, monkeypatch):
-    if not CORPUS.is_dir():
-        pytest.skip(f"no shared corpus at {CORPUS}")
-    paths = sorted(CORPUS.glob(pattern))
-    if not paths:
-        pytest.skip(f"no {pattern} in the corpus")
-    for path in paths:
+    for path in corpus_files(pattern):
         agree(path, monkeypatch)
 
 
