@@ -226,3 +226,16 @@ def write_pcap(fileobj, records: Iterable[tuple[float, bytes]], *,
         kept = frame[:snaplen]
         fileobj.write(struct.pack("<IIII", sec, usec, len(kept), len(frame)) + kept)
     fileobj.flush()
+
+
+def bench_capture(path, packets: int, *, connections: int, seed: int) -> int:
+    """A small capture from the benchmark's generator (benchmarks/make_capture.py, not a
+    package: loaded from its file); the number of packets written."""
+    import importlib.util
+    from pathlib import Path
+
+    maker = Path(__file__).resolve().parents[1] / "benchmarks" / "make_capture.py"
+    spec = importlib.util.spec_from_file_location("make_capture", maker)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate(packets, path, connections=connections, seed=seed)

@@ -13,7 +13,7 @@ import pytest
 from engine import Reasoner, load_kb
 from engine.analysis import analyze
 from engine.report_model import SCHEMA_ID, report_json_schema
-from tests.builders import Conversation, to_pcap
+from tests.builders import Conversation, bench_capture, to_pcap
 from tests.dual_builders import DualConversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,8 +273,6 @@ def test_evidence_template_reads_what_the_how_tree_shows(tmp_path):
     """report_build.evidence_template walks the justifications directly: the same rows as
     collecting the observed facts of the HOW trees (explain.how), for every inference of
     the example and lab captures and of a benchmark slice."""
-    import importlib.util
-
     from engine import Reasoner, load_kb
     from engine.analysis import gather
     from engine.report_build import diagnoses_for, evidence_template
@@ -302,12 +300,8 @@ def test_evidence_template_reads_what_the_how_tree_shows(tmp_path):
                     rows[field] = (rule_id, field, premise.get("op"), premise.get("expected"))
         return list(rows.values())
 
-    spec = importlib.util.spec_from_file_location("make_capture",
-                                                  ROOT / "benchmarks" / "make_capture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     bench = tmp_path / "slice.pcap"
-    module.generate(30_000, bench, connections=600, seed=3)
+    bench_capture(bench, 30_000, connections=600, seed=3)
     paths = [*sorted(ROOT.glob("examples/*.pcap")),
              *sorted(ROOT.glob("examples/lab_captures/*/*.pcap")), bench]
     kb = load_kb()

@@ -2,7 +2,6 @@
 come in (the one pass over them counts source ports in order of start)."""
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -10,18 +9,15 @@ import pytest
 
 from facts import cross
 from facts.extract import extract
+from tests.builders import bench_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench_slice(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_capture",
-                                                  ROOT / "benchmarks" / "make_capture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     path = tmp_path_factory.mktemp("cross") / "slice.pcap"
-    module.generate(60_000, path, connections=1200, seed=9)
+    bench_capture(path, 60_000, connections=1200, seed=9)
     return extract(str(path))
 
 

@@ -8,14 +8,14 @@ difference that today's facts do not show still fails.
 """
 from __future__ import annotations
 
-import importlib.util
 import struct
 from pathlib import Path
 
 import dpkt
 import pytest
 
-from builders import Conversation, ethernet, fragments, icmp_too_big, ip_packet, merge
+from builders import (Conversation, bench_capture, ethernet, fragments, icmp_too_big, ip_packet,
+                      merge)
 from facts import ctrack
 from facts.capture import open_capture
 from facts.decode import iter_packets
@@ -373,20 +373,12 @@ def test_small_chunks_agree(records, tmp_path, monkeypatch):
     same_results(path, monkeypatch)
 
 
-def _make_capture():
-    spec = importlib.util.spec_from_file_location(
-        "make_capture", ROOT / "benchmarks" / "make_capture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_c
 def test_benchmark_slice_agrees(tmp_path, monkeypatch):
     """More than one progress chunk (65 536 packets), through both compiled paths."""
     from facts.capture.pcapng_writer import write_capture
     path = tmp_path / "bench.pcap"
-    _make_capture().generate(70_000, path, connections=1500, seed=5)
+    bench_capture(path, 70_000, connections=1500, seed=5)
     out = same_results(path, monkeypatch)
     assert out["capture"]["records"] == 70_000
     assert len(out["rsts"]) > 100
@@ -462,7 +454,7 @@ def test_walk_releases_the_gil(tmp_path):
     import threading
     import time
     path = tmp_path / "gil.pcap"
-    _make_capture().generate(100_000, path, connections=500, seed=7)
+    bench_capture(path, 100_000, connections=500, seed=7)
     ticks = [0]
     stop = threading.Event()
 
@@ -476,18 +468,24 @@ def test_walk_releases_the_gil(tmp_path):
     # itself, never because the interpreter forced a switch.
     sys.setswitchinterval(30)
     worker = threading.Thread(target=tick)
+    during = []
     try:
         worker.start()
         time.sleep(0.01)
-        cap = open_capture(path)
-        before = ticks[0]
-        ctrack.track_pcap(cap)
-        during = ticks[0] - before
+        # the walk alone (read_pcap: no fact models needed); up to three tries, since on a
+        # loaded machine the ticker may not be scheduled within one 20 ms walk
+        for _ in range(3):
+            cap = open_capture(path)
+            before = ticks[0]
+            ctrack.read_pcap(cap)
+            during.append(ticks[0] - before)
+            if during[-1]:
+                break
     finally:
         stop.set()
         sys.setswitchinterval(old)
         worker.join()
-    assert during > 0
+    assert any(during), during
 
 
 @needs_c

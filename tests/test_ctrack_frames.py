@@ -18,8 +18,9 @@ from facts.capture.pcapng_writer import PcapngWriter, write_capture
 from facts.decode import decode
 from facts.extract import FactStream, extract
 from facts.packet import TcpSegment
-from test_ctrack import (_make_capture, _python_tracker, _state, corpus_files, needs_c,
-                         same_results, scenario, sll, sll2, write_pcap)
+from builders import bench_capture
+from test_ctrack import (_python_tracker, _state, corpus_files, needs_c, same_results, scenario,
+                         sll, sll2, write_pcap)
 from test_etl_fused import VARIANTS as FUSED_VARIANTS
 from test_etl_multistream import VARIANTS as MULTI_VARIANTS
 
@@ -164,7 +165,7 @@ def test_raw_ip_decoded_inline(records, tmp_path, monkeypatch, lt):
 def test_pcapng_benchmark_slice_progress(tmp_path, monkeypatch):
     """More than one progress chunk of 65 536 packets."""
     src = tmp_path / "bench.pcap"
-    _make_capture().generate(70_000, src, connections=1500, seed=7)
+    bench_capture(src, 70_000, connections=1500, seed=7)
     ng = tmp_path / "bench.pcapng"
     write_capture(open_capture(src), str(ng))
     out = agree(ng, monkeypatch)

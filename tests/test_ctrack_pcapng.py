@@ -15,7 +15,8 @@ from facts import ctrack
 from facts.capture import open_capture
 from facts.capture.pcapng_writer import write_capture
 from facts.decode import decode
-from test_ctrack import _make_capture, _python_tracker, _state, needs_c, scenario
+from builders import bench_capture
+from test_ctrack import _python_tracker, _state, needs_c, scenario
 from test_ctrack_frames import _DIRS, _pcapng, _progress, agree
 
 pytestmark = needs_c
@@ -61,7 +62,7 @@ def test_damage_after_progress_calls(tmp_path, monkeypatch):
     """The C walk has made a progress call when it meets the damage; the Python walk then
     reads the file and the calls are those of the Python pass, none twice."""
     src = tmp_path / "bench.pcap"
-    _make_capture().generate(70_000, src, connections=1500, seed=9)
+    bench_capture(src, 70_000, connections=1500, seed=9)
     ng = tmp_path / "bench.pcapng"
     write_capture(open_capture(src), str(ng))
     data = bytearray(ng.read_bytes())

@@ -1,25 +1,16 @@
 """The benchmark's generated capture is what benchmarks/README.md says it is."""
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 from facts.extract import extract
+from tests.builders import bench_capture
 
-MAKER = Path(__file__).resolve().parents[1] / "benchmarks" / "make_capture.py"
-
-
-def _maker():
-    spec = importlib.util.spec_from_file_location("make_capture", MAKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_generated_capture_has_the_promised_mix(tmp_path):
     out = tmp_path / "bench.pcap"
-    written = _maker().generate(30_000, out, connections=600, seed=3)
+    written = bench_capture(out, 30_000, connections=600, seed=3)
     ex = extract(out)
     assert written == 30_000 == ex.capture.records == ex.capture.tcp_packets
     assert 500 <= len(ex.connections) <= 600
