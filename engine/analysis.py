@@ -38,7 +38,7 @@ def idle_defaults(kb: KnowledgeBase) -> list[tuple[str, float]]:
             if t.seconds and t.family != "host"]
 
 
-def _load_tracert(path: Optional[str]):
+def load_tracert(path: Optional[str]):
     if not path:
         return None
     from facts.errors import UserError
@@ -96,6 +96,7 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
     defaults = idle_defaults(kb)
     jobs: list[tuple[Side, RstEvent, dict[str, Any], Any]] = []
     patterns: list[CrossPattern] = []
+    compiled = compiled_evkey()
     for side in sides:
         ex = side.extraction
         crosses = cross_mod.analyse(ex.connections, ex.rsts, defaults)
@@ -114,19 +115,18 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
             else:
                 dual_items = present(dual)
             cr = crosses.get(rst.id)
-            jobs.append((side, rst, _evidence(rst, dual_items, cr), dual))
+            jobs.append((side, rst, _evidence(rst, dual_items, cr, compiled), dual))
     return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
 
 
 _NO_ITEMS: dict[str, Any] = {}
 
 
-def _evidence(rst: RstEvent, dual_items: dict[str, Any], cross) -> dict[str, Any]:
+def _evidence(rst: RstEvent, dual_items: dict[str, Any], cross, compiled) -> dict[str, Any]:
     """One reset's flat evidence: its fields (``evidence_from_rst``), then the dual and cross
-    evidence and both addresses; merged in C when engine._evkey is built."""
+    evidence and both addresses; merged in C when engine._evkey (``compiled``) is given."""
     c = rst.connection
     ips = {"server_ip": c.server.ip, "client_ip": c.client.ip}
-    compiled = compiled_evkey()
     if compiled is not None:
         return compiled.merged(rst.__dict__, IDENTITY_FIELDS, connection_evidence(c),
                                dual_items, cross.__dict__ if cross is not None else _NO_ITEMS,
@@ -158,27 +158,39 @@ def analyze(capture: Union[str, Extraction], peer: Union[str, Extraction, None] 
 
 
 def _analyze(capture, peer, tracert, kb, reasoner, lang, progress, evidence_out) -> Report:
-    trace = _load_tracert(tracert)
-    gathered = gather(capture, peer, kb, progress)
-    sides, dual_summary, peer_ids = gathered.sides, gathered.dual_summary, gathered.peer_ids
-    patterns, jobs = gathered.patterns, gathered.jobs
+    trace = load_tracert(tracert)  # a bad file fails before the capture is read
+    return reason(kb, reasoner, gather(capture, peer, kb, progress), trace, lang, evidence_out)
 
+
+def reason(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str,
+           evidence_out: Optional[dict[str, dict[str, Any]]] = None) -> Report:
+    """The report on what ``gather`` found: one inference per reset, its entry, findings."""
+    jobs = gathered.jobs
     inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs], share=False)
-    resets: list[ResetOut] = []
-    classes: dict[Any, tuple] = {}
-    cache: dict[Any, Any] = {}
-    for (side, rst, ev, dual), inf in zip(jobs, inferences):
-        resets.append(reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes,
-                                cache))
-        if evidence_out is not None:
-            evidence_out[resets[-1].id] = ev
-    findings = build_findings(kb, resets, [inf for inf in inferences], lang)
+    resets = entries(kb, gathered, jobs, inferences, trace, lang, {}, {})
+    if evidence_out is not None:
+        evidence_out.update((r.id, ev) for r, (_, _, ev, _) in zip(resets, jobs))
+    findings = build_findings(kb, resets, inferences, lang)
+    return report_of(kb, gathered, resets, findings, lang)
 
+
+def entries(kb: KnowledgeBase, gathered: Gathered, jobs: list, inferences: list, trace,
+            lang: str, classes: dict, cache: dict) -> list[ResetOut]:
+    """The report entries of ``jobs`` (some or all of ``gathered.jobs``) with their
+    inferences; ``classes`` and ``cache``: ``reset_out``'s dicts, kept for one report."""
+    peer_ids = gathered.peer_ids
+    return [reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes, cache)
+            for (side, rst, ev, dual), inf in zip(jobs, inferences)]
+
+
+def report_of(kb: KnowledgeBase, gathered: Gathered, resets: list[ResetOut], findings: list,
+              lang: str) -> Report:
+    sides = gathered.sides
     captures = [_capture_summary(s) for s in sides]
     warnings = [f"{s.extraction.capture.path}: {w}" for s in sides for w in s.extraction.capture.warnings]
     return Report(version=VERSION, lang=lang, kb=KbInfo(path=str(kb.path), rules=len(kb.rules)),
-                  captures=captures, dual=dual_summary, resets=resets, findings=findings,
-                  patterns=patterns, warnings=warnings)
+                  captures=captures, dual=gathered.dual_summary, resets=resets,
+                  findings=findings, patterns=gathered.patterns, warnings=warnings)
 
 
 def _capture_summary(side: Side) -> CaptureSummary:

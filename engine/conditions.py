@@ -37,8 +37,12 @@ except ImportError:
 
 def compiled_evkey():
     """engine._evkey when it is built and not switched off (``RSTSLEUTH_NO_CEXT``), else
-    None: the callers then run their Python code."""
+    None: the callers then run their Python code. (An environment lookup costs a
+    microsecond and a half: loops over thousands of resets ask once and pass it on.)"""
     return None if _evkey is None or os.environ.get("RSTSLEUTH_NO_CEXT") else _evkey
+
+
+ASK = object()  # "look up compiled_evkey()" for the functions that take it
 
 Truth = Optional[bool]  # None = unknown
 
@@ -60,12 +64,14 @@ def value_kind(value: Any) -> str:
     return "o"
 
 
-def normalize_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+def normalize_evidence(evidence: dict[str, Any], compiled: Any = ASK) -> dict[str, Any]:
     """The evidence both reasoning paths see: ``None`` and non-finite numbers are unknown
-    (dropped); tuples and sets become lists."""
+    (dropped); tuples and sets become lists. ``compiled``: ``compiled_evkey()``, when the
+    caller has it."""
     # Evidence built from facts is plain (no None, finite floats, lists): the compiled
     # helper copies it (a report normalizes thousands of 90-field sets); else the loop.
-    compiled = compiled_evkey()
+    if compiled is ASK:
+        compiled = compiled_evkey()
     if compiled is not None:
         out = compiled.normalize(evidence)
         if out is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from . import certainty
 from .compile import CompiledKB, compile_kb
-from .conditions import normalize_evidence, render_value, support
+from .conditions import ASK, compiled_evkey, normalize_evidence, render_value, support
 from .host import EngineError, RulesetHost
 from .kb import KnowledgeBase
 from .run_class import KeyPlan, identity
@@ -273,15 +273,16 @@ class Reasoner:
         runs: dict[Any, tuple] = {}
         same: dict[str, Inference] = {}
         out = []
+        compiled = compiled_evkey()
         for evidence in evidences:
-            normalized = normalize_evidence(evidence)
+            normalized = normalize_evidence(evidence, compiled)
             if share:
                 key = identity(normalized)
                 inference = same.get(key)
                 if inference is not None:
                     out.append(inference)
                     continue
-            run_key = self.run_key(normalized)
+            run_key = self.run_key(normalized, compiled)
             run = runs.get(run_key)
             if run is None:
                 strengths, order, notes = self.fire(normalized)
@@ -306,14 +307,14 @@ class Reasoner:
         cfs = {cid: self._combined(cid, strengths) for cid in {rules[i].conclude.id for i in strengths}}
         return cfs, {cid: _kind(self.kb, cid) for cid in cfs}
 
-    def run_key(self, normalized: dict[str, Any]) -> tuple:
+    def run_key(self, normalized: dict[str, Any], compiled: Any = ASK) -> tuple:
         """Evidence sets with equal keys make exactly the same rules fire with the same
         strengths (``run_class.KeyPlan``): captures with thousands of resets reason once per
         class."""
         plan = self._key_plan
         if plan is None:
             plan = self._key_plan = KeyPlan(self.compiled)
-        return plan.key(normalized)
+        return plan.key(normalized, compiled)
 
     def build(self, evidence: dict[str, Any], strengths: dict[int, float], order: list[int],
               notes: list[str] | None = None) -> "Inference":

@@ -169,43 +169,59 @@ def evidence_items(inf, origin: str, diagnoses: list[Diagnosis], lang: str) -> l
     return evidence_from_template(evidence_template(inf, origin, diagnoses), inf.evidence)
 
 
-def _story_key(r: ResetOut) -> tuple:
-    return (r.capture, r.observed_at, r.claimed_sender, r.connection.server.port, r.origin,
-            r.pattern, tuple(d.id for d in r.diagnoses[:3]))
+def story(r: ResetOut) -> tuple:
+    """(what groups resets into one finding, the reset's id, its time): all that findings
+    need of a reset besides the first reset of each finding."""
+    return ((r.capture, r.observed_at, r.claimed_sender, r.connection.server.port, r.origin,
+             r.pattern, tuple(d.id for d in r.diagnoses[:3])), r.id, r.time)
 
 
 def build_findings(kb: KnowledgeBase, resets: list[ResetOut], inferences: list, lang: str
                    ) -> list[Finding]:
-    """Resets with the same story become one finding with a count."""
+    """Resets with the same story become one finding with a count; each reset's
+    ``reasoning.finding`` names its finding."""
+    findings, ids = findings_of(kb, [story(r) for r in resets],
+                                lambda i: (resets[i], inferences[i]), lang)
+    for r, fid in zip(resets, ids):
+        r.reasoning.finding = fid
+    return findings
+
+
+def findings_of(kb: KnowledgeBase, stories: list[tuple], first: Callable[[int], tuple], lang: str
+                ) -> tuple[list[Finding], list[str]]:
+    """The findings of resets given by their ``story``, and each reset's finding id.
+    ``first(i)``: reset ``i`` and its Inference, asked only for the first reset of each
+    finding (a report built by several processes holds the others as JSON only)."""
     groups: OrderedDict[tuple, list[int]] = OrderedDict()
-    for i, r in enumerate(resets):
-        groups.setdefault(_story_key(r), []).append(i)
+    for i, (key, _, _) in enumerate(stories):
+        groups.setdefault(key, []).append(i)
     findings = []
+    ids = [""] * len(stories)
     for n, (key, members) in enumerate(groups.items(), start=1):
-        first = resets[members[0]]
-        inf = inferences[members[0]]
+        first_reset, inf = first(members[0])
         fid = f"f{n}"
         for i in members:
-            resets[i].reasoning.finding = fid
-        top = first.diagnoses[0] if first.diagnoses else None
+            ids[i] = fid
+        top = first_reset.diagnoses[0] if first_reset.diagnoses else None
         trees = []
-        for cid in ([f"origin.{first.origin}"] if first.origin != "undetermined" else []) + \
-                   ([f"pattern.{first.pattern}"] if first.pattern else []) + ([top.id] if top else []):
+        for cid in ([f"origin.{first_reset.origin}"] if first_reset.origin != "undetermined" else []) + \
+                   ([f"pattern.{first_reset.pattern}"] if first_reset.pattern else []) + ([top.id] if top else []):
             if inf.cf(cid) > 0:
                 node = inf.how(cid).model_dump()
                 trees.append(HowTree(conclusion=node.get("conclusion", cid),
                                      title=str(node.get("title", cid)), cf=float(node.get("cf", 0)),
                                      supports=node.get("supports", [])))
-        times = [resets[i].time for i in members]
+        times = [stories[i][2] for i in members]
         findings.append(Finding(
-            id=fid, count=len(members), origin=first.origin,
-            origin_confidence=first.origin_confidence, pattern=first.pattern,
-            claimed_sender=first.claimed_sender, server_port=first.connection.server.port,
-            application=first.connection.application, top_diagnosis=top,
-            diagnoses=first.diagnoses, summary=summary(first, len(members), lang),
-            reset_ids=[resets[i].id for i in members], first_time=min(times), last_time=max(times),
-            fixes=first.fixes, how=trees, example_reset=first.id))
-    return findings
+            id=fid, count=len(members), origin=first_reset.origin,
+            origin_confidence=first_reset.origin_confidence, pattern=first_reset.pattern,
+            claimed_sender=first_reset.claimed_sender, server_port=first_reset.connection.server.port,
+            application=first_reset.connection.application, top_diagnosis=top,
+            diagnoses=first_reset.diagnoses, summary=summary(first_reset, len(members), lang),
+            reset_ids=[stories[i][1] for i in members], first_time=min(times),
+            last_time=max(times), fixes=first_reset.fixes, how=trees,
+            example_reset=first_reset.id))
+    return findings, ids
 
 
 _ORIGIN = {"en": {"middle_device": "a middle device", "endpoint": "the endpoint itself",
@@ -228,4 +244,4 @@ def summary(r: ResetOut, count: int, lang: str) -> str:
 
 
 __all__ = ["applicable_fixes", "diagnoses_for", "fixes_for", "fired_rules", "evidence_items", "evidence_template",
-           "evidence_from_template", "build_findings", "fixparams"]
+           "evidence_from_template", "build_findings", "findings_of", "story", "fixparams"]

@@ -223,6 +223,16 @@ class Report(_R):
                                                           warnings=False)
 
 
+# Above this many resets the JSON is written compact: the indentation is a third of the
+# size; the content is the same.
+INDENT_MAX_RESETS = 1000
+
+
+def json_indent(resets: int) -> Optional[int]:
+    """The indentation of the JSON report with this many resets (None: compact)."""
+    return 2 if resets <= INDENT_MAX_RESETS else None
+
+
 def report_json_schema() -> dict[str, Any]:
     schema = Report.model_json_schema(by_alias=True)
     schema["$id"] = "https://rstsleuth.invalid/schema/report-1.json"

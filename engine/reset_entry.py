@@ -81,7 +81,7 @@ def iso_time(t: float, seconds: Optional[dict] = None) -> str:
     return f"{text[:-6]}.{us:06d}{text[-6:]}"
 
 
-def _verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
+def verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
     """Diagnoses, evidence template and fired rules: equal for every inference of one run
     class (Reasoner.run_key), so built once per class, not once per reset."""
     # the class object stays alive with the inference, so its id is not reused meanwhile
@@ -149,7 +149,7 @@ def reset_out(kb, side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
             hop_addr, hop_name = hop.address, hop.name
     origin = inf.origin
     origin_cf = max(0.0, inf.cf(f"origin.{origin}")) if origin != "undetermined" else 0.0
-    diagnoses, template, fired = _verdict_class(kb, inf, lang, classes)
+    diagnoses, template, fired = verdict_class(kb, inf, lang, classes)
     measured = cross_mod.measured_idle(rst)
     connection, filter_prefix = _connection_ref(cache, side, c, peer_ids)
     # Everything below is built from typed facts and KB objects: constructed without

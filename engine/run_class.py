@@ -13,7 +13,7 @@ from typing import Any, Optional
 from facts.fields import FIELDS
 
 from .compile import CompiledKB
-from .conditions import compiled_evkey
+from .conditions import ASK, compiled_evkey
 
 
 def _numeric(value: Any) -> bool:
@@ -85,11 +85,13 @@ class KeyPlan:
         self.numeric, self.others = _key_plan(compiled)
         self.compiled_numeric = tuple((name, tuple(c)) for name, c in self.numeric)
 
-    def key(self, normalized: dict[str, Any]) -> tuple:
+    def key(self, normalized: dict[str, Any], compiled: Any = ASK) -> tuple:
         """(positions, values, types): per numeric field 2i below constant i, 2i+1 equal
         to it, None when absent; the other fields' values and their types (True, 1 and 1.0
-        are different evidence). Computed in C when engine._evkey is built."""
-        compiled = compiled_evkey()
+        are different evidence). Computed in C when engine._evkey is built (``compiled``:
+        ``compiled_evkey()``, when the caller has it)."""
+        if compiled is ASK:
+            compiled = compiled_evkey()
         if compiled is not None:
             key = compiled.run_key(normalized, self.compiled_numeric, self.others)
             if key is not None:

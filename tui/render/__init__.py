@@ -1,15 +1,10 @@
 """Human renderings of a report: terminal text and Markdown, English or Chinese."""
 from __future__ import annotations
 
-from engine.report_model import Report
+from engine.report_model import Report, json_indent
 
 from .markdown import render_markdown
 from .text import render_text
-
-
-# Above this many resets the JSON is written compact: the indentation is a third of the
-# size; the content is the same.
-INDENT_MAX_RESETS = 1000
 
 
 def render(report: Report, fmt: str, lang: str = "en", color: bool = False) -> str:
@@ -22,5 +17,4 @@ def render(report: Report, fmt: str, lang: str = "en", color: bool = False) -> s
 
 def render_json(report: Report) -> bytes:
     """The JSON document as UTF-8 bytes, ending with a newline."""
-    indent = 2 if len(report.resets) <= INDENT_MAX_RESETS else None
-    return report.to_json_bytes(indent) + b"\n"
+    return report.to_json_bytes(json_indent(len(report.resets))) + b"\n"
