@@ -1,0 +1,223 @@
+"""``rstsleuth analyze --format json``: the JSON report, whose reset entries are built by
+several processes when there are thousands of them.
+
+The document is byte for byte the one ``analysis.analyze(...).to_json_bytes(indent)``
+writes (the tests compare them). A big report is compact JSON, and compact JSON splices:
+the entries of the first slice of resets are built here while forked workers
+(``engine.workers``) build the other slices and send back their JSON and, per reset, its
+``story`` (what findings group by). The findings are made here from all the stories; each
+entry's finding id goes where its worker left ``"finding":""``. A worker that fails has
+its slice built here instead, so the report is the same either way.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import pickle
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from facts.extract import Extraction, no_cyclic_gc
+
+from .analysis import Gathered, entries, gather, load_tracert, reason, report_of
+from .kb import KnowledgeBase
+from .report_build import findings_of, story
+from .report_model import ResetOut, json_indent
+from .reset_entry import verdict_class
+from .workers import Forked, can_fork, usable_cpus
+
+# Below this many resets per process a worker costs more (its fork, and the pages both
+# processes then copy on write) than it saves.
+MIN_RESETS_PER_WORKER = 1000
+RESETS_KEY = b'"resets":[]'
+# Within JSON strings a quote is escaped: this can only be the entries' own field.
+FINDING_MARK = b'"reasoning":{"finding":"'
+AUTO = "auto"
+
+
+@dataclass
+class JsonReport:
+    data: bytes  # the document, ending with a newline
+    warnings: list[str]
+    resets: int
+    forged: bool  # some reset was sent by a middle device
+    workers: int  # the processes that built the entries
+    keep: Any  # what the document was made from, left for the caller to drop (tui.cli.run)
+
+
+@dataclass
+class _Slice:
+    """The entries of one slice of the resets: their stories, their JSON cut where each
+    finding id goes (``pieces``) and, when built here, the entries."""
+
+    stories: list[tuple]
+    resets: Optional[list[ResetOut]] = None
+    pieces: list[bytes] = field(default_factory=list)
+
+
+def worker_count(requested: Optional[int], resets: int,
+                 min_per_worker: int = MIN_RESETS_PER_WORKER) -> int:
+    """``requested``: at most this many processes (None: one per usable CPU on Linux; one
+    elsewhere, where a fork without exec is less safe, e.g. macOS's system libraries)."""
+    if requested is None:
+        most = usable_cpus() if sys.platform.startswith("linux") else 1
+    else:
+        most = requested
+    n = max(1, min(most, resets // max(1, min_per_worker)))
+    return n if n > 1 and can_fork() else 1
+
+
+def analyze_json(capture: Union[str, Extraction], peer: Union[str, Extraction, None] = None, *,
+                 kb: KnowledgeBase, reasoner, tracert: Optional[str] = None, lang: str = "en",
+                 progress: Optional[Callable[[int, int], None]] = None,
+                 workers: Optional[int] = None, indent: Union[int, None, str] = AUTO,
+                 min_per_worker: int = MIN_RESETS_PER_WORKER) -> JsonReport:
+    """``workers``: at most this many processes (None: one per usable CPU); ``indent``:
+    AUTO (``report_model.json_indent``), None (compact) or spaces; only a compact report
+    is split."""
+    with no_cyclic_gc():
+        trace = load_tracert(tracert)
+        gathered = gather(capture, peer, kb, progress)
+        count = len(gathered.jobs)
+        if indent == AUTO:
+            indent = json_indent(count)
+        n = worker_count(workers, count, min_per_worker) if indent is None else 1
+        if n == 1:
+            report = reason(kb, reasoner, gathered, trace, lang)
+            return JsonReport(report.to_json_bytes(indent) + b"\n", report.warnings, count,
+                              any(r.origin == "middle_device" for r in report.resets), 1,
+                              (report, gathered))
+        return _split(kb, reasoner, gathered, trace, lang, n)
+
+
+def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n: int
+           ) -> JsonReport:
+    jobs = gathered.jobs
+    bounds = [len(jobs) * i // n for i in range(n + 1)]
+    parts = [jobs[a:b] for a, b in zip(bounds, bounds[1:])]
+    # Reasoning and each class's verdict (diagnoses, evidence template, fired rules: the
+    # same for every reset of a run class) are made here, once, before the fork: a worker
+    # that made them again for its slice would repeat most of the 108 durable runs.
+    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs], share=False)
+    classes: dict = {}
+    for inf in inferences:
+        verdict_class(kb, inf, lang, classes)
+    cache: dict = {}
+    build = functools.partial(_build, kb, gathered, trace=trace, lang=lang)
+    infs = [inferences[a:b] for a, b in zip(bounds, bounds[1:])]
+    workers: list[Optional[Forked]] = []
+    used = 1  # processes whose slices made it into the report
+    try:
+        for part, part_infs in zip(parts[1:], infs[1:]):
+            workers.append(_fork(functools.partial(_worker_bytes, build, part, part_infs,
+                                                   classes)))
+        # this slice's JSON too is written before the finding ids are known (while the
+        # workers still work), and gets them as the workers' JSON does
+        mine = build(parts[0], infs[0], classes=classes, cache=cache)
+        slices = [_cut(mine.stories, _entries_json(mine.resets), mine)]
+        for worker, part, part_infs in zip(workers, parts[1:], infs[1:]):
+            got = _received(worker.result() if worker else None, len(part))
+            used += got is not None
+            if got is None:
+                made = build(part, part_infs, classes=classes, cache=cache)
+                got = _cut(made.stories, _entries_json(made.resets), made)
+            slices.append(got)
+    finally:
+        for worker in workers:
+            if worker:
+                worker.close()
+
+    stories = [s for part in slices for s in part.stories]
+
+    def first(i: int) -> tuple:
+        k = bisect.bisect_right(bounds, i) - 1
+        part, j = slices[k], i - bounds[k]
+        if part.resets is not None:
+            return part.resets[j], inferences[i]
+        # a finding whose first reset a worker built: made again here, the same way
+        return build([jobs[i]], [inferences[i]], classes=classes, cache=cache).resets[0], \
+            inferences[i]
+
+    findings, ids = findings_of(kb, stories, first, lang)
+    report = report_of(kb, gathered, [], findings, lang)
+    head, tail = _around_resets(report.to_json_bytes(None))
+    out = [head, b"["]
+    for k, part in enumerate(slices):
+        if k:
+            out.append(b",")
+        out.append(part.pieces[0])
+        for fid, piece in zip(ids[bounds[k]:bounds[k + 1]], part.pieces[1:]):
+            out += (FINDING_MARK, fid.encode("ascii"), piece)
+    out += (b"]", tail, b"\n")
+    return JsonReport(b"".join(out), report.warnings, len(jobs),
+                      any(s[0][4] == "middle_device" for s in stories), used,
+                      (report, slices, gathered))
+
+
+def _fork(make: Callable[[], bytes]) -> Optional[Forked]:
+    try:
+        return Forked(make)
+    except OSError:  # no process to be had (EAGAIN, ENOMEM): its slice is built here
+        return None
+
+
+def _build(kb, gathered: Gathered, jobs: list, inferences: list, *, trace, lang: str,
+           classes: dict, cache: dict) -> _Slice:
+    resets = entries(kb, gathered, jobs, inferences, trace, lang, classes, cache)
+    return _Slice([story(r) for r in resets], resets)
+
+
+def _worker_bytes(build: Callable[..., _Slice], jobs: list, inferences: list,
+                  classes: dict) -> bytes:
+    """In a worker: its slice's stories and entries (finding ids still empty)."""
+    part = build(jobs, inferences, classes=classes, cache={})
+    return pickle.dumps((part.stories, _entries_json(part.resets)),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _received(data: Optional[bytes], count: int) -> Optional[_Slice]:
+    """A worker's slice, or None when it failed or sent something else."""
+    if data is None:
+        return None
+    try:
+        stories, entries_json = pickle.loads(data)  # from our own fork: trusted
+    except Exception:  # noqa: BLE001 - a truncated message is a failed worker
+        return None
+    return _cut(stories, entries_json) if len(stories) == count else None
+
+
+def _cut(stories: list[tuple], entries_json: bytes, built: Optional[_Slice] = None
+         ) -> Optional[_Slice]:
+    """Entries whose finding ids are still empty, cut where each id goes: a slice with
+    ``pieces``; ``built``: the slice they were written from, if built here."""
+    pieces = entries_json.split(FINDING_MARK)
+    if len(pieces) != len(stories) + 1 or not all(p.startswith(b'"') for p in pieces[1:]):
+        if built is not None:
+            raise AssertionError("an entry's JSON has not exactly one empty finding id")
+        return None
+    if built is None:
+        return _Slice(stories, pieces=pieces)
+    return _Slice(stories, built.resets, pieces)
+
+
+@functools.lru_cache(maxsize=1)
+def _entries_serializer():
+    from pydantic import TypeAdapter
+    return TypeAdapter(list[ResetOut]).serializer
+
+
+def _entries_json(resets: list[ResetOut]) -> bytes:
+    """The entries as they appear in the compact report: its ``resets`` list without the
+    brackets."""
+    return _entries_serializer().to_json(resets, by_alias=True, warnings=False)[1:-1]
+
+
+def _around_resets(document: bytes) -> tuple[bytes, bytes]:
+    """The compact report with no resets, cut where its ``"resets":[]`` is; what goes
+    before the list's ``[`` and after its ``]``."""
+    at = document.find(RESETS_KEY)
+    if at < 0 or document.find(RESETS_KEY, at + 1) >= 0:
+        raise AssertionError("the report's JSON has not exactly one resets list")
+    cut = at + len(RESETS_KEY) - 2
+    return document[:cut], document[cut + 2:]

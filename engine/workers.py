@@ -1,0 +1,102 @@
+"""Forked workers: a one-shot command hands part of its work to child processes.
+
+The GIL keeps one Python process on one CPU; a big report's reset entries (about a hundred
+microseconds of Python each) are built by several processes instead. A child is a ``fork``
+of the caller, so it starts with everything read and reasoned so far, and sends back bytes
+through a pipe. Used only where it pays: no ``fork`` (Windows), other threads alive (a fork
+copies only the calling thread, and a lock another thread held would stay locked), or one
+usable CPU means no workers.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Callable, Optional
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _widen(pipe: int) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a worker's 10 MB arrive in fewer switches between
+    the two processes (Linux only; elsewhere, or over the user's limit, it stays as is)."""
+    try:
+        import fcntl
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
+class Forked:
+    """``make()`` run in a forked child; :meth:`result` gives the bytes it returned, or None
+    when the child failed (it raised, was killed, or sent nothing). The child never returns
+    into the caller's code: whatever happens it ends with ``os._exit``, without the caller's
+    exit handlers or buffered output. Closing (or leaving the ``with`` block) before
+    :meth:`result` kills the child."""
+
+    def __init__(self, make: Callable[[], bytes]):
+        read_end, write_end = os.pipe()
+        _widen(write_end)
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
+        if pid == 0:  # the child
+            code = 70  # EX_SOFTWARE, unless make() and the write succeed
+            try:
+                os.close(read_end)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent reports Ctrl-C
+                data = make()
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(data)
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported by the parent's fallback
+                if os.environ.get("RSTSLEUTH_DEBUG"):
+                    import traceback
+                    traceback.print_exception(exc, file=sys.stderr)
+                    sys.stderr.flush()
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self.pid: Optional[int] = pid
+        self._pipe = os.fdopen(read_end, "rb", buffering=0)
+
+    def result(self) -> Optional[bytes]:
+        """Waits for the child; its bytes, or None when it failed."""
+        if self.pid is None:
+            return None
+        with self._pipe:
+            data = self._pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        return data if os.waitstatus_to_exitcode(status) == 0 else None
+
+    def close(self) -> None:
+        self._pipe.close()
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        self.pid = None
+
+    def __enter__(self) -> "Forked":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
