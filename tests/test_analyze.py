@@ -10,7 +10,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from engine import Reasoner, load_kb
 from engine.analysis import analyze
 from engine.report_model import SCHEMA_ID, report_json_schema
 from tests.builders import Conversation, bench_capture, to_pcap
@@ -19,17 +18,6 @@ from tests.dual_builders import DualConversation
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
-
-
-@pytest.fixture(scope="module")
-def reasoner(kb):
-    with Reasoner(kb) as r:
-        yield r
 
 
 def corpus(name: str) -> str:

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import load_kb
 from facts.answers import (UNKNOWN, AnswerError, parse_answer, parse_duration, parse_number,
                            parse_yes_no)
 from facts.errors import UserError
 
 PASTED = Path(__file__).resolve().parent / "data" / "pasted"
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
 
 
 @pytest.mark.parametrize("text, value", [

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from engine import Reasoner, load_kb
+from engine import Reasoner
 from engine import report_model
 from engine.analysis import analyze
 from engine.report_model import Report, report_json_schema
@@ -92,11 +92,6 @@ def test_present_equals_model_dump_without_none():
     cross = evidence_mod.CrossEvidence(cross_reconnect_cycle=True, cross_matched_devices=["ASA"])
     for model in (dual, cross, evidence_mod.CrossEvidence()):
         assert present(model) == model.model_dump(exclude_none=True)
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
 
 
 @pytest.mark.parametrize("name", ["firewall_idle_timeout", "dpi_payload_match", "endpoint_port_closed"])

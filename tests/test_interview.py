@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import Reasoner, load_kb
 from engine.interview import Interview, from_captures
 from engine.interview_text import render_whynot, render_why
 
@@ -36,17 +35,6 @@ SCENARIOS = {
     "endpoint_backlog_full": ("endpoint.backlog_full", 10),
     "endpoint_application_abort": ("endpoint.application_abort", 5),
 }
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
-
-
-@pytest.fixture(scope="module")
-def reasoner(kb):
-    with Reasoner(kb) as r:
-        yield r
 
 
 def scripted(kb, reasoner, answers: dict, **kw) -> Interview:

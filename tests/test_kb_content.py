@@ -10,7 +10,6 @@ import pytest
 
 from engine.export import export, mindmap_tree
 from engine.kb_model import Test as KbTest
-from engine.loader import load_kb
 from engine.validate import FIX_PARAMS, walk_conditions, validate
 from facts.fields import FIELDS
 
@@ -26,11 +25,6 @@ SUBTYPES = ["firewall.idle_timeout", "firewall.policy_block", "firewall.dpi_payl
 ENDPOINT_SUBTYPES = ["endpoint.application_abort", "endpoint.port_closed", "endpoint.backlog_full"]
 PATTERNS = ["pattern.syn_rejected", "pattern.idle_timeout", "pattern.payload_triggered",
             "pattern.during_transfer", "pattern.unpredictable", "pattern.after_close"]
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
 
 
 def _map_text() -> str:

@@ -8,7 +8,6 @@ reason otherwise. Scenarios run one after another, each in a few seconds.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import Reasoner, load_kb
 from engine import report_json
 from engine.analysis import analyze
 from engine.report_json import analyze_json, worker_count
@@ -25,17 +24,6 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 LAB = ROOT / "examples" / "lab_captures"
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
-
-
-@pytest.fixture(scope="module")
-def kb():
-    return load_kb()
-
-
-@pytest.fixture(scope="module")
-def reasoner(kb):
-    with Reasoner(kb) as r:
-        yield r
 
 
 @pytest.fixture(scope="module")
