@@ -2,12 +2,13 @@
 several processes when there are thousands of them.
 
 The document is byte for byte the one ``analysis.analyze(...).to_json_bytes(indent)``
-writes (the tests compare them). A big report is compact JSON, and compact JSON splices:
-the entries of the first slice of resets are built here while forked workers
-(``engine.workers``) build the other slices and send back their JSON and, per reset, its
-``story`` (what findings group by). The findings are made here from all the stories; each
-entry's finding id goes where its worker left ``"finding":""``. A worker that fails has
-its slice built here instead, so the report is the same either way.
+writes (the tests compare them). A big report is compact JSON, and compact JSON splices.
+The evidence, the reasoning and each run class's verdict are made here first; then forked
+workers (``engine.workers``) build the entries of all slices of the resets but the first,
+which is built here meanwhile. Every slice is written with empty finding ids and comes with
+each reset's ``story`` (what findings group by); the findings are made here from all the
+stories, and each entry's finding id goes where its ``"finding":""`` was left. A worker
+that fails has its slice built here instead, so the report is the same either way.
 """
 from __future__ import annotations
 
