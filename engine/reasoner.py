@@ -15,6 +15,8 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, Field
 
+from facts.fastmodel import construct
+
 from . import certainty
 from .compile import CompiledKB, compile_kb
 from .conditions import ASK, compiled_evkey, normalize_evidence, render_value, support
@@ -331,14 +333,15 @@ class Reasoner:
             rule = rules[index]
             proof = support(self.compiled.nnf[index], evidence, cfs)
             lits, concluded = (proof[1], proof[2]) if proof else ([], [])
-            # model_construct: these values are ours and already typed
-            just = Justification.model_construct(
-                rule_id=rule.id, rev=rule.rev, conclusion=rule.conclude.id, rule_cf=rule.conclude.cf,
+            # constructed without validation: these values are ours and already typed
+            just = construct(
+                Justification, rule_id=rule.id, rev=rule.rev, conclusion=rule.conclude.id,
+                rule_cf=rule.conclude.cf,
                 cf=certainty.contribution(rule.conclude.cf, strengths[index]),
-                premises=[Premise.model_construct(field=lit.test.field, op=lit.op, value=lit.value,
-                                                  actual=evidence.get(lit.test.field, "unknown"))
+                premises=[construct(Premise, field=lit.test.field, op=lit.op, value=lit.value,
+                                    actual=evidence.get(lit.test.field, "unknown"))
                           for lit in lits],
-                concluded=[ConcludedPremise.model_construct(concluded=c, cf=cf)
+                concluded=[construct(ConcludedPremise, concluded=c, cf=cf)
                            for c, cf in concluded])
             justifications[index] = just
             because = [f"{p.field} {p.op} {render_value(p.value)} (is {render_value(p.actual)})"
