@@ -26,16 +26,21 @@ BURST_WINDOW_S = 1.0            # "within the same second"
 RATE_WINDOW_S = 1.0             # SYN rate measured over the preceding second
 EPHEMERAL_PORTS = 16384         # IANA dynamic range size (49152-65535)
 PORT_REUSE_WINDOW_S = 30.0
+IDLE_MATCH_REL = 0.03           # a measured idle matches a default within 3 % ...
+IDLE_MATCH_ABS_S = 2.0          # ... or 2 s
 
 
 def idle_matches(idle_s: Optional[float], timeouts: Iterable[tuple[str, float]],
-                 rel: float = 0.03, abs_s: float = 2.0) -> list[str]:
+                 rel: float = IDLE_MATCH_REL, abs_s: float = IDLE_MATCH_ABS_S) -> list[str]:
     """Devices whose default idle timeout the measured idle equals (within 3 % or 2 s; a
     device that resets on the next packet after expiry can only make the idle longer)."""
+    return _matches(idle_s, _tolerances(tuple(timeouts), rel, abs_s))
+
+
+def _matches(idle_s: Optional[float], tolerances: tuple) -> list[str]:
     if idle_s is None or idle_s <= 0:
         return []
-    return [name for name, seconds, tolerance in _tolerances(tuple(timeouts), rel, abs_s)
-            if abs(idle_s - seconds) <= tolerance]
+    return [name for name, seconds, tolerance in tolerances if abs(idle_s - seconds) <= tolerance]
 
 
 @functools.lru_cache(maxsize=64)
@@ -49,8 +54,10 @@ def _tolerances(timeouts: tuple, rel: float, abs_s: float) -> tuple:
 def measured_idle(rst: RstEvent) -> Optional[float]:
     """The silence the scenario map asks to measure: before the RST itself when the device
     reset at expiry, else before the packet that the RST answered."""
-    candidates = [v for v in (rst.idle_before_s, rst.idle_before_trigger_s) if v is not None]
-    return max(candidates) if candidates else None
+    before, trigger = rst.idle_before_s, rst.idle_before_trigger_s
+    if before is None or trigger is None:
+        return trigger if before is None else before
+    return max(before, trigger)
 
 
 def _cycle(values: list[float]) -> Optional[float]:
@@ -135,7 +142,7 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
             idle_defaults: Iterable[tuple[str, float]] = ()) -> dict[str, CrossEvidence]:
     """CrossEvidence per RST id."""
     conns, per_port, ports_by_client, reuse_by_client = _per_connection(connections)
-    idle_defaults = tuple(idle_defaults)
+    tolerances = _tolerances(tuple(idle_defaults), IDLE_MATCH_REL, IDLE_MATCH_ABS_S)
     first_rst: dict[str, RstEvent] = {}
     for r in rsts:
         first_rst.setdefault(r.connection_id, r)
@@ -193,7 +200,7 @@ def analyse(connections: list[Connection], rsts: list[RstEvent],
         c = conns.get(r.connection_id, r.connection)
         rej, acc, above = port_stats.get((c.server.ip, c.server.port), (0, 0, None))
         idle = measured_idle(r)
-        matched = idle_matches(idle, idle_defaults)
+        matched = _matches(idle, tolerances)
         # per connection, not per reset: a RST storm in one connection stays linear
         shift = shifted.get(c.id)
         if shift is None:

@@ -24,10 +24,13 @@ SYN_TIME_TOLERANCE_S = 1.0
 
 
 def _undecremented(ttls: dict[int, int]) -> Optional[bool]:
+    """Whether the most frequent TTL is an initial one (None: no packets)."""
+    if len(ttls) == 1:  # nearly always: one TTL per side of a connection
+        for ttl in ttls:
+            return ttl in INITIAL_TTLS
     if not ttls:
         return None
-    ttl = max(ttls, key=ttls.get)
-    return ttl in INITIAL_TTLS
+    return max(ttls, key=ttls.get) in INITIAL_TTLS
 
 
 def capture_role(connections: Iterable[Connection]) -> Role:

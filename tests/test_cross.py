@@ -62,3 +62,19 @@ def test_reuse_counts_follow_start_order_whatever_the_input_order():
              for i, c in enumerate(conns)]
     for order in (close, list(reversed(close))):
         assert cross._per_connection(order)[3]["10.0.0.1"] == 11
+
+
+def test_measured_idle_is_the_longer_silence():
+    from types import SimpleNamespace
+    idle = lambda before, trigger: cross.measured_idle(  # noqa: E731
+        SimpleNamespace(idle_before_s=before, idle_before_trigger_s=trigger))
+    assert idle(None, None) is None
+    assert (idle(5.0, None), idle(None, 7.0), idle(5.0, 7.0), idle(9.0, 7.0)) == (5.0, 7.0, 7.0, 9.0)
+    assert idle(0.0, None) == 0.0
+
+
+def test_idle_matches_within_3_percent_or_2_s():
+    table = [("a", 3600.0), ("b", 60.0), ("none", 0)]
+    assert cross.idle_matches(3650.0, table) == ["a"]
+    assert cross.idle_matches(61.9, table) == ["b"] and cross.idle_matches(62.1, table) == []
+    assert cross.idle_matches(0.0, table) == [] and cross.idle_matches(None, table) == []

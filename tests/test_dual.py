@@ -124,3 +124,12 @@ def test_clock_offset_is_seen_from_each_capture(tmp_path):
     # "the other capture's clock minus this one's": +5 s at the client, -5 s at the server
     assert result.evidence[c.rsts[0].id].dual_clock_offset_s == pytest.approx(5.0, abs=0.05)
     assert result.peer_evidence[s.rsts[0].id].dual_clock_offset_s == pytest.approx(-5.0, abs=0.05)
+
+
+def test_undecremented_reads_the_most_frequent_ttl():
+    from facts.dual import _undecremented
+    assert _undecremented({}) is None
+    assert _undecremented({64: 3}) is True
+    assert _undecremented({63: 5}) is False
+    assert _undecremented({64: 1, 63: 5}) is False
+    assert _undecremented({64: 5, 63: 1}) is True
