@@ -75,7 +75,9 @@ def _python_tracker(path):
     return tr, cap
 
 
-def _extract(path, monkeypatch, compiled: bool):
+def extract_with_progress(path, monkeypatch, compiled: bool):
+    """``extract(path)`` on the compiled or the Python pass; the extraction and its progress
+    calls."""
     if compiled:
         monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
     else:
@@ -85,6 +87,11 @@ def _extract(path, monkeypatch, compiled: bool):
         got = extract(path, progress=lambda done, size: calls.append((done, size)))
     finally:
         monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
+    return got, calls
+
+
+def _extract(path, monkeypatch, compiled: bool):
+    got, calls = extract_with_progress(path, monkeypatch, compiled)
     # JSON as well as the dump: it shows an int where a float belongs (1 vs 1.0), and the
     # key order of every fact
     return got.model_dump(), calls, [f.model_dump_json() for f in (*got.connections, *got.rsts)]

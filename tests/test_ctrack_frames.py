@@ -16,11 +16,11 @@ from facts import ctrack
 from facts.capture import open_capture
 from facts.capture.pcapng_writer import PcapngWriter, write_capture
 from facts.decode import decode
-from facts.extract import FactStream, extract
+from facts.extract import FactStream
 from facts.packet import TcpSegment
 from builders import bench_capture
-from test_ctrack import (_python_tracker, _state, corpus_files, needs_c, same_results, scenario,
-                         sll, sll2, write_pcap)
+from test_ctrack import (_python_tracker, _state, corpus_files, extract_with_progress, needs_c,
+                         same_results, scenario, sll, sll2, write_pcap)
 from test_etl_fused import VARIANTS as FUSED_VARIANTS
 from test_etl_multistream import VARIANTS as MULTI_VARIANTS
 
@@ -33,16 +33,7 @@ def records():
 
 
 def _progress(path, monkeypatch, compiled):
-    if compiled:
-        monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
-    else:
-        monkeypatch.setenv("RSTSLEUTH_NO_CEXT", "1")
-    calls = []
-    try:
-        extract(path, progress=lambda done, size: calls.append((done, size)))
-    finally:
-        monkeypatch.delenv("RSTSLEUTH_NO_CEXT", raising=False)
-    return calls
+    return extract_with_progress(path, monkeypatch, compiled)[1]
 
 
 def agree(path, monkeypatch):
