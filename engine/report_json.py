@@ -96,7 +96,7 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
            ) -> JsonReport:
     jobs = gathered.jobs
     bounds = [len(jobs) * i // n for i in range(n + 1)]
-    parts = [jobs[a:b] for a, b in zip(bounds, bounds[1:])]
+    spans = list(zip(bounds, bounds[1:]))
     # Reasoning and each class's verdict (diagnoses, evidence template, fired rules: the
     # same for every reset of a run class) are made here, once, before the fork: a worker
     # that made them again for its slice would repeat most of the 108 durable runs.
@@ -106,24 +106,24 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
         verdict_class(kb, inf, lang, classes)
     cache: dict = {}
     build = functools.partial(_build, kb, gathered, trace=trace, lang=lang)
-    infs = [inferences[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def here(a: int, b: int) -> _Slice:
+        """Resets a to b built in this process; their JSON too is written before the
+        finding ids are known, and gets them as the workers' JSON does."""
+        made = build(jobs[a:b], inferences[a:b], classes=classes, cache=cache)
+        return _cut(made.stories, _entries_json(made.resets), made)
+
     workers: list[Optional[Forked]] = []
     used = 1  # processes whose slices made it into the report
     try:
-        for part, part_infs in zip(parts[1:], infs[1:]):
-            workers.append(_fork(functools.partial(_worker_bytes, build, part, part_infs,
-                                                   classes)))
-        # this slice's JSON too is written before the finding ids are known (while the
-        # workers still work), and gets them as the workers' JSON does
-        mine = build(parts[0], infs[0], classes=classes, cache=cache)
-        slices = [_cut(mine.stories, _entries_json(mine.resets), mine)]
-        for worker, part, part_infs in zip(workers, parts[1:], infs[1:]):
-            got = _received(worker.result() if worker else None, len(part))
+        for a, b in spans[1:]:
+            workers.append(_fork(functools.partial(_worker_bytes, build, jobs[a:b],
+                                                   inferences[a:b], classes)))
+        slices = [here(*spans[0])]  # while the workers work
+        for worker, (a, b) in zip(workers, spans[1:]):
+            got = _received(worker.result() if worker else None, b - a)
             used += got is not None
-            if got is None:
-                made = build(part, part_infs, classes=classes, cache=cache)
-                got = _cut(made.stories, _entries_json(made.resets), made)
-            slices.append(got)
+            slices.append(got or here(a, b))
     finally:
         for worker in workers:
             if worker:
