@@ -15,6 +15,9 @@ setup(ext_modules=[
     # normalize_evidence's and Reasoner.run_key's common case (engine/_evkey.c).
     Extension("engine._evkey", ["engine/_evkey.c"], optional=True,
               extra_compile_args=["-fvisibility=hidden"]),
+    # The JSON report's entries, each shared object written once (engine/_jsonw.c).
+    Extension("engine._jsonw", ["engine/_jsonw.c"], optional=True,
+              extra_compile_args=["-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
               depends=["facts/_ctrack.h", "facts/_etl_item.h"],

@@ -5,7 +5,8 @@ The document is byte for byte the one ``analysis.analyze(...).to_json_bytes(inde
 writes (the tests compare them). A big report is compact JSON, and compact JSON splices.
 The evidence, the reasoning and each run class's verdict are made here first; then forked
 workers (``engine.workers``) build the entries of all slices of the resets but the first,
-which is built here meanwhile. Every slice is written with empty finding ids and comes with
+which is built here meanwhile (with one process, that slice is all of them). Every slice is
+written with empty finding ids by ``json_writer`` (each shared object once) and comes with
 each reset's ``story`` (what findings group by); the findings are made here from all the
 stories, and each entry's finding id goes where its ``"finding":""`` was left. A worker
 that fails has its slice built here instead, so the report is the same either way.
@@ -22,6 +23,7 @@ from typing import Any, Callable, Optional, Union
 from facts.extract import Extraction, no_cyclic_gc
 
 from .analysis import Gathered, entries, gather, load_tracert, reason, report_of
+from .json_writer import items_json
 from .kb import KnowledgeBase
 from .report_build import findings_of, story
 from .report_model import ResetOut, json_indent
@@ -83,13 +85,13 @@ def analyze_json(capture: Union[str, Extraction], peer: Union[str, Extraction, N
         count = len(gathered.jobs)
         if indent == AUTO:
             indent = json_indent(count)
-        n = worker_count(workers, count, min_per_worker) if indent is None else 1
-        if n == 1:
+        if indent is not None:
             report = reason(kb, reasoner, gathered, trace, lang)
             return JsonReport(report.to_json_bytes(indent) + b"\n", report.warnings, count,
                               any(r.origin == "middle_device" for r in report.resets), 1,
                               (report, gathered))
-        return _split(kb, reasoner, gathered, trace, lang, n)
+        return _split(kb, reasoner, gathered, trace, lang,
+                      worker_count(workers, count, min_per_worker))
 
 
 def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n: int
@@ -105,13 +107,14 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
     for inf in inferences:
         verdict_class(kb, inf, lang, classes)
     cache: dict = {}
+    written: dict = {}  # json_writer's cache: the bytes of shared objects
     build = functools.partial(_build, kb, gathered, trace=trace, lang=lang)
 
     def here(a: int, b: int) -> _Slice:
         """Resets a to b built in this process; their JSON too is written before the
         finding ids are known, and gets them as the workers' JSON does."""
         made = build(jobs[a:b], inferences[a:b], classes=classes, cache=cache)
-        return _cut(made.stories, _entries_json(made.resets), made)
+        return _cut(made.stories, _entries_json(made.resets, written), made)
 
     workers: list[Optional[Forked]] = []
     used = 1  # processes whose slices made it into the report
@@ -173,7 +176,7 @@ def _worker_bytes(build: Callable[..., _Slice], jobs: list, inferences: list,
                   classes: dict) -> bytes:
     """In a worker: its slice's stories and entries (finding ids still empty)."""
     part = build(jobs, inferences, classes=classes, cache={})
-    return pickle.dumps((part.stories, _entries_json(part.resets)),
+    return pickle.dumps((part.stories, _entries_json(part.resets, {})),
                         protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -202,16 +205,10 @@ def _cut(stories: list[tuple], entries_json: bytes, built: Optional[_Slice] = No
     return _Slice(stories, built.resets, pieces)
 
 
-@functools.lru_cache(maxsize=1)
-def _entries_serializer():
-    from pydantic import TypeAdapter
-    return TypeAdapter(list[ResetOut]).serializer
-
-
-def _entries_json(resets: list[ResetOut]) -> bytes:
+def _entries_json(resets: list[ResetOut], written: dict) -> bytes:
     """The entries as they appear in the compact report: its ``resets`` list without the
-    brackets."""
-    return _entries_serializer().to_json(resets, by_alias=True, warnings=False)[1:-1]
+    brackets; ``written``: ``json_writer.items_json``'s cache, kept for one report."""
+    return items_json(resets, ResetOut, written)
 
 
 def _around_resets(document: bytes) -> tuple[bytes, bytes]:
