@@ -14,8 +14,6 @@ import json
 import sys
 from typing import Any, Optional
 
-import yaml
-
 from facts.errors import UserError
 from tui.output import write_output
 
@@ -45,6 +43,8 @@ def register(sub) -> None:
 def load_answers(path: str, kb) -> list[tuple[str, Any]]:
     """(question id, answer) pairs from an answers file; every answer is checked against its
     question now, so a bad file fails before the first question (one line, exit 2)."""
+    import yaml  # here, not at start-up: every command's parser is built from this module
+
     from facts.answers import AnswerError, check_answer
     try:
         with open(path, encoding="utf-8") as fh:
@@ -265,6 +265,8 @@ def _chooser(lines: Lines, out):
 
 
 def _write_transcript(path: str, entries: list[dict[str, str]]) -> None:
+    import yaml
+
     class _Dumper(yaml.SafeDumper):
         pass
 
