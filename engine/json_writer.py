@@ -90,5 +90,4 @@ def items_json(values: list, cls: type[BaseModel], cache: Optional[dict] = None)
     nothing else), holding the bytes of the objects the values share."""
     if compiled():
         return _jsonw.write(values, spec_of(cls), cache)
-    from pydantic import TypeAdapter
-    return TypeAdapter(list[cls]).serializer.to_json(values, by_alias=True, warnings=False)[1:-1]
+    return spec_of(list[cls])[2](values)[1:-1]
