@@ -151,7 +151,7 @@ static int put_int(Buf *b, PyObject *v)
 static int write_value(Buf *b, PyObject *spec, PyObject *v, PyObject *cache);
 
 /* 1 written, 0 not this writer's case, -1 error: what ANY (pydantic's inference) writes */
-static int put_any(Buf *b, PyObject *spec, PyObject *v, PyObject *cache)
+static int put_any(Buf *b, PyObject *v)
 {
     PyTypeObject *t = Py_TYPE(v);
     if (v == Py_None)
@@ -171,7 +171,7 @@ static int put_any(Buf *b, PyObject *spec, PyObject *v, PyObject *cache)
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++) {
             if (i && put(b, ",", 1) < 0)
                 return -1;
-            int rc = put_any(b, spec, PyList_GET_ITEM(v, i), cache);
+            int rc = put_any(b, PyList_GET_ITEM(v, i));
             if (rc <= 0) {
                 b->len = mark;
                 return rc;
@@ -285,10 +285,10 @@ static int write_value(Buf *b, PyObject *spec, PyObject *v, PyObject *cache)
         rc = t == &PyFloat_Type ? put_float(b, PyFloat_AS_DOUBLE(v)) : 0;
         break;
     case BOOL:
-        rc = t == &PyBool_Type ? put_any(b, spec, v, cache) : 0;
+        rc = t == &PyBool_Type ? put_any(b, v) : 0;
         break;
     case ANY:
-        rc = put_any(b, spec, v, cache);
+        rc = put_any(b, v);
         break;
     case MODEL:
     case LIST:
