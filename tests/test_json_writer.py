@@ -221,3 +221,12 @@ def test_optional_plain_model_is_written_in_c():
 
     kind, (cls, fields), _ = spec_of(Inner)
     assert kind == MODEL and fields == (("a", b'{"a":', spec_of(Optional[float])),)
+
+
+@needs_c
+def test_cache_must_be_a_dict_or_none():
+    from engine import _jsonw
+    item = construct(EvidenceItem, field="f", value=1, text="t")
+    with pytest.raises(TypeError, match="cache must be a dict or None"):
+        _jsonw.write([item], spec_of(EvidenceItem), [])
+    assert _jsonw.write([item], spec_of(EvidenceItem), None) == pydantic_items([item], EvidenceItem)
