@@ -2,7 +2,7 @@ from setuptools import Extension, setup
 
 # One extension, split by concern (facts/_ctrack.h lists what each file does).
 CTRACK = ["module", "table", "tracker", "pyin", "decode", "pcap", "pyout", "pytracker",
-          "models", "baseline", "facts", "frames", "pcapng"]
+          "models", "baseline", "facts", "frames", "pcapng", "cross"]
 
 setup(ext_modules=[
     # One extension, split by concern (facts/capture/_etlwalk.h lists what each file does).

@@ -12,6 +12,7 @@
  * _ctrack_models.c   the Connection / Endpoint / RstEvent models, made like fastmodel.construct
  * _ctrack_baseline.c host TTL baselines, RSTs by connection, address strings, TTL histograms
  * _ctrack_facts.c    the Connection / RstEvent facts of facts.rst, straight from the state
+ * _ctrack_cross.c    facts.cross.analyse's patterns across connections, over the facts
  * _ctrack_module.c   the State object, track_objects and the module
  *
  * Every decision mirrors facts/tracker.py and facts/rst.py; the tests compare both passes.
@@ -352,6 +353,7 @@ PyObject *build_tracker(T *t);
 int facts_setup(PyObject *classes);
 int facts_ready(void);
 PyObject *adopt_exact(PyObject *self, PyObject *args);
+PyObject *adopt_dict(PyObject *cls, PyObject *d, PyObject *fs);
 PyObject *fact_fields(PyObject *self, PyObject *unused);
 PyObject *model(int m, PyObject **v, int n);
 PyObject *fact_id(char c, int64_t n);
@@ -367,5 +369,7 @@ PyObject *ttl_values(const Half *h);
 PyObject *facts_next(State *s);
 /* _ctrack_module.c */
 PyObject *new_state(T *t);
+/* _ctrack_cross.c */
+PyObject *cross_analyse(PyObject *self, PyObject *args);
 
 #endif

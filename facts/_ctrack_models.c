@@ -128,6 +128,13 @@ static PyObject *adopted(PyObject *cls, PyObject *d, PyObject *fs)
     return o;
 }
 
+/* A model of ``cls`` around ``d`` (its fields in declaration order) with ``fs`` its fields
+ * set, for the other files' models (facts/_ctrack_cross.c). */
+PyObject *adopt_dict(PyObject *cls, PyObject *d, PyObject *fs)
+{
+    return attr_names() < 0 ? NULL : adopted(cls, d, fs);
+}
+
 /* adopt_exact(cls, names, data): fastmodel.construct's common case, every field given in
  * declaration order (``names``): ``data`` itself becomes the model's __dict__ and a set of
  * its keys the fields set. None when the keys are not exactly ``names`` (Python then

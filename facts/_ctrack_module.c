@@ -196,6 +196,9 @@ static PyMethodDef methods[] = {
     {"adopt_exact", adopt_exact, METH_VARARGS,
      "adopt_exact(cls, names, data) -> the model with data as __dict__ when its keys are "
      "exactly names, in order; else None (fastmodel.construct's common case)"},
+    {"cross_analyse", cross_analyse, METH_VARARGS,
+     "cross_analyse(connections, rsts, tolerances, cls, names, constants) -> {rst id: cls} as "
+     "facts.cross.analyse makes it, or None when an input is not of the readers' types"},
     {"fact_fields", fact_fields, METH_NOARGS,
      "fact_fields() -> the field names of the Connection, Endpoint and RstEvent built here"},
     {NULL, NULL, 0, NULL},
