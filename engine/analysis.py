@@ -204,47 +204,57 @@ def _capture_summary(side: Side) -> CaptureSummary:
 
 
 def _cross_patterns(ex: Extraction, crosses: dict) -> list[CrossPattern]:
-    """One pattern per (kind, what it is about), listing every connection that shows it."""
+    """One pattern per (kind, what it is about), listing every connection that shows it.
+    Each pattern's text is made from the first reset that shows it; thousands of resets
+    can show one pattern (every refused SYN to a port), so the rest only add their
+    connection, checked against a set."""
     found: dict[tuple, CrossPattern] = {}
+    listed: dict[tuple, set] = {}
     name = ex.capture.path
+
+    def add(kind: str, key: tuple, c, describe, value) -> None:
+        at = (kind, key)
+        members = listed.get(at)
+        if members is None:
+            found[at] = CrossPattern(kind=kind, description=describe(), connections=[c.id],
+                                     value=value)
+            listed[at] = {c.id}
+        elif c.id not in members:
+            members.add(c.id)
+            found[at].connections.append(c.id)
+
     for rst in ex.rsts:
         cr = crosses.get(rst.id)
         if cr is None:
             continue
         c = rst.connection
-        items = []
         if cr.cross_reconnect_cycle:
-            items.append(("reconnect_cycle", (c.client.ip, c.server.ip, c.server.port),
-                          f"{name}: connections {c.client.ip} → {c.server.ip}:{c.server.port} are "
-                          f"reset in a cycle of {cr.cross_cycle_period_s:.1f} s: that period is the timeout",
-                          cr.cross_cycle_period_s))
+            add("reconnect_cycle", (c.client.ip, c.server.ip, c.server.port), c,
+                lambda: f"{name}: connections {c.client.ip} → {c.server.ip}:{c.server.port} are "
+                        f"reset in a cycle of {cr.cross_cycle_period_s:.1f} s: that period is the timeout",
+                cr.cross_cycle_period_s)
         if (cr.cross_resets_same_second or 0) >= 5:
-            items.append(("reset_burst", (int(rst.time),),
-                          f"{name}: {cr.cross_resets_same_second} connections reset within one second "
-                          f"(load-balancer failover / health check, or a device flushing its table)",
-                          float(cr.cross_resets_same_second)))
+            add("reset_burst", (int(rst.time),), c,
+                lambda: f"{name}: {cr.cross_resets_same_second} connections reset within one second "
+                        f"(load-balancer failover / health check, or a device flushing its table)",
+                float(cr.cross_resets_same_second))
         if (cr.cross_port_syn_rejects or 0) >= 3:
-            kind = "rate_limited" if cr.cross_rejects_above_rate else "port_rejects_syn"
-            items.append((kind, (c.server.ip, c.server.port),
-                          f"{name}: {cr.cross_port_syn_rejects} SYNs to {c.server.ip}:{c.server.port} "
-                          f"answered by RST, {cr.cross_port_syn_accepts} accepted"
-                          + (" — only above a connection rate" if cr.cross_rejects_above_rate else ""),
-                          float(cr.cross_port_syn_rejects)))
+            add("rate_limited" if cr.cross_rejects_above_rate else "port_rejects_syn",
+                (c.server.ip, c.server.port), c,
+                lambda: f"{name}: {cr.cross_port_syn_rejects} SYNs to {c.server.ip}:{c.server.port} "
+                        f"answered by RST, {cr.cross_port_syn_accepts} accepted"
+                        + (" — only above a connection rate" if cr.cross_rejects_above_rate else ""),
+                float(cr.cross_port_syn_rejects))
         if cr.cross_source_port_exhaustion:
-            items.append(("source_port_exhaustion", (c.client.ip,),
-                          f"{name}: {c.client.ip} cycles through its source ports (NAT / ephemeral "
-                          f"port exhaustion)", None))
+            add("source_port_exhaustion", (c.client.ip,), c,
+                lambda: f"{name}: {c.client.ip} cycles through its source ports (NAT / ephemeral "
+                        f"port exhaustion)", None)
         if cr.cross_ttl_shift:
-            items.append(("ttl_shift", (c.id,), f"{name}: TTL of normal packets shifted mid-connection "
-                          f"in {c.id} (route change)", None))
+            add("ttl_shift", (c.id,), c,
+                lambda: f"{name}: TTL of normal packets shifted mid-connection in {c.id} "
+                        f"(route change)", None)
         if cr.cross_one_sided_flow:
-            items.append(("one_sided_flow", (c.id,), f"{name}: only one direction of {c.id} was "
-                          f"captured (asymmetric routing?)", None))
-        for kind, key, text, value in items:
-            pattern = found.get((kind, key))
-            if pattern is None:
-                found[(kind, key)] = CrossPattern(kind=kind, description=text, connections=[c.id],
-                                                  value=value)
-            elif c.id not in pattern.connections:
-                pattern.connections.append(c.id)
+            add("one_sided_flow", (c.id,), c,
+                lambda: f"{name}: only one direction of {c.id} was captured (asymmetric "
+                        f"routing?)", None)
     return list(found.values())
