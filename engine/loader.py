@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .kb import KBError, KnowledgeBase, Problem
@@ -45,46 +44,64 @@ class MarkedList(list):
     marks: list
 
 
-# libyaml's parser when present (about 10x faster on a large KB); same marks, same semantics
-_BaseLoader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+_LINE_LOADER = None
 
 
-class _LineLoader(_BaseLoader):
-    """``yaml.safe_load`` semantics, plus positions and a duplicate-key check."""
+def _line_loader() -> type:
+    """The YAML loader class, made on first use: a KB that comes from its cache
+    (``kb_cache``) needs no YAML, and importing yaml cost every ``analyze`` 10-17 ms before
+    its reader could start."""
+    global _LINE_LOADER
+    if _LINE_LOADER is not None:
+        return _LINE_LOADER
+    import yaml
 
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[tuple[str, Mark]] = []
+    # libyaml's parser when present (about 10x faster on a large KB); same marks, semantics
+    base = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 
-    def construct_mapping(self, node, deep=False):
-        self.flatten_mapping(node)
-        result = MarkedDict()
-        result.start = (node.start_mark.line + 1, node.start_mark.column + 1)
-        result.marks = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    "found an unhashable key", key_node.start_mark) from None
-            mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in result:
-                self.duplicates.append((str(key), mark))
-            result[key] = self.construct_object(value_node, deep=True)
-            result.marks[key] = mark
-        return result
+    class _LineLoader(base):  # type: ignore[misc, valid-type]
+        """``yaml.safe_load`` semantics, plus positions and a duplicate-key check."""
 
-    def construct_sequence(self, node, deep=False):
-        result = MarkedList(self.construct_object(child, deep=True) for child in node.value)
-        result.start = (node.start_mark.line + 1, node.start_mark.column + 1)
-        result.marks = [(c.start_mark.line + 1, c.start_mark.column + 1) for c in node.value]
-        return result
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.duplicates: list[tuple[str, Mark]] = []
+
+        def construct_mapping(self, node, deep=False):
+            self.flatten_mapping(node)
+            result = MarkedDict()
+            result.start = (node.start_mark.line + 1, node.start_mark.column + 1)
+            result.marks = {}
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        "found an unhashable key", key_node.start_mark) from None
+                mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in result:
+                    self.duplicates.append((str(key), mark))
+                result[key] = self.construct_object(value_node, deep=True)
+                result.marks[key] = mark
+            return result
+
+        def construct_sequence(self, node, deep=False):
+            result = MarkedList(self.construct_object(child, deep=True) for child in node.value)
+            result.start = (node.start_mark.line + 1, node.start_mark.column + 1)
+            result.marks = [(c.start_mark.line + 1, c.start_mark.column + 1) for c in node.value]
+            return result
+
+    _LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_mapping)
+    _LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader.construct_sequence)
+    _LINE_LOADER = _LineLoader
+    return _LineLoader
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_mapping)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader.construct_sequence)
+def __getattr__(name: str) -> Any:
+    if name == "_LineLoader":  # the tests read it by its old module-level name
+        return _line_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def locate(node: Any, path: Iterable[Any], default: Mark = (1, 1)) -> Mark:
@@ -200,7 +217,9 @@ def read_yaml(path: Path) -> tuple[Any, list[Problem]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(name, 1, 1, "(file)", f"cannot read: {exc}")]
-    loader = _LineLoader(text)
+    import yaml
+
+    loader = _line_loader()(text)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
