@@ -116,3 +116,17 @@ def test_old_entries_are_pruned(cache, kb_dir):
         target.write_text(text + f"\n# version {i}\n", encoding="utf-8")
         load_kb(kb_dir)
     assert len(_entries(cache)) == kb_cache.KEEP
+
+
+def test_a_kb_from_the_cache_imports_no_yaml(cache, kb_dir):
+    """Loading from the cache must not pay for yaml's import (analyze's start-up)."""
+    import subprocess
+    import sys
+    load_kb(kb_dir)   # fills the cache
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from engine.loader import load_kb; kb = load_kb(sys.argv[1]); "
+            "print(len(kb.rules), 'yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(kb_dir)], cwd=root, env={
+        **os.environ, kb_cache.ENV_VAR: str(cache), "PYTHONPATH": str(root)},
+        capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 50 and out[1] == "False", out
