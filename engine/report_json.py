@@ -33,6 +33,9 @@ from .workers import Forked, can_fork, usable_cpus
 # Below this many resets per process a worker costs more (its fork, and the pages both
 # processes then copy on write) than it saves.
 MIN_RESETS_PER_WORKER = 1000
+# This process's slice against a worker's (_bounds): with two processes on the 1M benchmark
+# the parent then waited a median 0.025 s for its worker instead of 0.05 s.
+PARENT_SHARE = 1.17
 RESETS_KEY = b'"resets":[]'
 # Within JSON strings a quote is escaped: this can only be the entries' own field.
 FINDING_MARK = b'"reasoning":{"finding":"'
@@ -41,12 +44,18 @@ AUTO = "auto"
 
 @dataclass
 class JsonReport:
-    data: bytes  # the document, ending with a newline
+    chunks: list  # the document in order (bytes and memoryviews), ending with a newline
     warnings: list[str]
     resets: int
     forged: bool  # some reset was sent by a middle device
     workers: int  # the processes that built the entries
     keep: Any  # what the document was made from, left for the caller to drop (tui.cli.run)
+
+    @property
+    def data(self) -> bytes:
+        """The document as one bytes object (``tui.output`` writes the chunks as they are:
+        a big report is 26 MB that joining would copy once more)."""
+        return b"".join(self.chunks)
 
 
 @dataclass
@@ -56,7 +65,7 @@ class _Slice:
 
     stories: list[tuple]
     resets: Optional[list[ResetOut]] = None
-    pieces: list[bytes] = field(default_factory=list)
+    pieces: list = field(default_factory=list)  # memoryviews of the JSON
 
 
 def worker_count(requested: Optional[int], resets: int,
@@ -87,7 +96,7 @@ def analyze_json(capture: Union[str, Extraction], peer: Union[str, Extraction, N
             indent = json_indent(count)
         if indent is not None:
             report = reason(kb, reasoner, gathered, trace, lang)
-            return JsonReport(report.to_json_bytes(indent) + b"\n", report.warnings, count,
+            return JsonReport([report.to_json_bytes(indent), b"\n"], report.warnings, count,
                               any(r.origin == "middle_device" for r in report.resets), 1,
                               (report, gathered))
         return _split(kb, reasoner, gathered, trace, lang,
@@ -97,7 +106,7 @@ def analyze_json(capture: Union[str, Extraction], peer: Union[str, Extraction, N
 def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n: int
            ) -> JsonReport:
     jobs = gathered.jobs
-    bounds = [len(jobs) * i // n for i in range(n + 1)]
+    bounds = _bounds(len(jobs), n)
     spans = list(zip(bounds, bounds[1:]))
     # Reasoning and each class's verdict (diagnoses, evidence template, fired rules: the
     # same for every reset of a run class) are made here, once, before the fork: a worker
@@ -114,7 +123,7 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
         """Resets a to b built in this process; their JSON too is written before the
         finding ids are known, and gets them as the workers' JSON does."""
         made = build(jobs[a:b], inferences[a:b], classes=classes, cache=cache)
-        return _cut(made.stories, _entries_json(made.resets, written), made)
+        return _cut(made.stories, _entries_json(made.resets, written), built=made)
 
     workers: list[Optional[Forked]] = []
     used = 1  # processes whose slices made it into the report
@@ -154,9 +163,22 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
         for fid, piece in zip(ids[bounds[k]:bounds[k + 1]], part.pieces[1:]):
             out += (FINDING_MARK, fid.encode("ascii"), piece)
     out += (b"]", tail, b"\n")
-    return JsonReport(b"".join(out), report.warnings, len(jobs),
+    # the caches too go to ``keep``: freeing their objects as this function returns took
+    # 30 ms of a 1 s analysis (tui.cli.run drops them with the process)
+    return JsonReport(out, report.warnings, len(jobs),
                       any(s[0][4] == "middle_device" for s in stories), used,
-                      (report, slices, gathered))
+                      (report, slices, gathered, inferences, classes, cache, written))
+
+
+def _bounds(count: int, n: int) -> list[int]:
+    """Where the slices of ``count`` resets start, and the end: this process's slice is
+    PARENT_SHARE times a worker's, since a worker also pays for the pages it copies after
+    the fork and for sending its slice back, and the parent waits for the last one."""
+    total = PARENT_SHARE + (n - 1)
+    bounds = [0] + [round(count * (PARENT_SHARE + i) / total) for i in range(n - 1)] + [count]
+    for i in range(1, n):  # no empty slice while there are resets enough (worker_count)
+        bounds[i] = min(max(bounds[i], bounds[i - 1] + 1), count - (n - i))
+    return bounds
 
 
 def _fork(make: Callable[[], bytes]) -> Optional[Forked]:
@@ -173,30 +195,43 @@ def _build(kb, gathered: Gathered, jobs: list, inferences: list, *, trace, lang:
 
 
 def _worker_bytes(build: Callable[..., _Slice], jobs: list, inferences: list,
-                  classes: dict) -> bytes:
-    """In a worker: its slice's stories and entries (finding ids still empty)."""
+                  classes: dict) -> list[bytes]:
+    """In a worker: its slice's stories (pickled, after their length) and its entries'
+    JSON (finding ids still empty) as it is, not pickled: the parent reads it in place."""
     part = build(jobs, inferences, classes=classes, cache={})
-    return pickle.dumps((part.stories, _entries_json(part.resets, {})),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    stories = pickle.dumps(part.stories, protocol=pickle.HIGHEST_PROTOCOL)
+    return [len(stories).to_bytes(8, "little"), stories, _entries_json(part.resets, {})]
 
 
 def _received(data: Optional[bytes], count: int) -> Optional[_Slice]:
     """A worker's slice, or None when it failed or sent something else."""
-    if data is None:
+    if data is None or len(data) < 8:
         return None
-    try:
-        stories, entries_json = pickle.loads(data)  # from our own fork: trusted
+    size = int.from_bytes(data[:8], "little")
+    try:  # from our own fork: trusted
+        stories = pickle.loads(memoryview(data)[8:8 + size])
     except Exception:  # noqa: BLE001 - a truncated message is a failed worker
         return None
-    return _cut(stories, entries_json) if len(stories) == count else None
+    if not isinstance(stories, list) or len(stories) != count:
+        return None
+    return _cut(stories, data, 8 + size)
 
 
-def _cut(stories: list[tuple], entries_json: bytes, built: Optional[_Slice] = None
-         ) -> Optional[_Slice]:
-    """Entries whose finding ids are still empty, cut where each id goes: a slice with
-    ``pieces``; ``built``: the slice they were written from, if built here."""
-    pieces = entries_json.split(FINDING_MARK)
-    if len(pieces) != len(stories) + 1 or not all(p.startswith(b'"') for p in pieces[1:]):
+def _cut(stories: list[tuple], entries_json: bytes, start: int = 0,
+         built: Optional[_Slice] = None) -> Optional[_Slice]:
+    """Entries whose finding ids are still empty (``entries_json`` from ``start``), cut
+    where each id goes: a slice whose ``pieces`` are views of ``entries_json`` (no copy of
+    its megabytes); ``built``: the slice they were written from, if built here."""
+    view, find, mark = memoryview(entries_json), entries_json.find, len(FINDING_MARK)
+    pieces = []
+    at = find(FINDING_MARK, start)
+    while at >= 0 and len(pieces) <= len(stories):
+        pieces.append(view[start:at])
+        start = at + mark
+        at = find(FINDING_MARK, start)
+    pieces.append(view[start:])
+    if len(pieces) != len(stories) + 1 or \
+            not all(p[:1] == b'"' for p in pieces[1:]):  # the id's closing quote
         if built is not None:
             raise AssertionError("an entry's JSON has not exactly one empty finding id")
         return None

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 
 def usable_cpus() -> int:
@@ -38,14 +38,37 @@ def _widen(pipe: int) -> None:
         pass
 
 
+def write_all(fd: int, chunks: list) -> None:
+    """Every chunk (bytes-like) to ``fd`` in order, by ``os.writev``: a big document goes
+    out in a few system calls without being joined into one more copy first."""
+    pending = [memoryview(c).cast("B") for c in chunks if len(c)]
+    while pending:
+        batch = pending[:1024]  # IOV_MAX on Linux
+        try:
+            written = os.writev(fd, batch)
+        except BlockingIOError:  # a non-blocking descriptor that is full: wait, go on
+            import select
+            select.select([], [fd], [])
+            continue
+        done = 0
+        for chunk in batch:
+            if written < len(chunk):
+                pending[done] = chunk[written:]
+                break
+            written -= len(chunk)
+            done += 1
+        del pending[:done]
+
+
 class Forked:
-    """``make()`` run in a forked child; :meth:`result` gives the bytes it returned, or None
+    """``make()`` run in a forked child; :meth:`result` gives the bytes it returned (or
+    the concatenation of the chunks it returned, a list of bytes-like objects), or None
     when the child failed (it raised, was killed, or sent nothing). The child never returns
     into the caller's code: whatever happens it ends with ``os._exit``, without the caller's
     exit handlers or buffered output. Closing (or leaving the ``with`` block) before
     :meth:`result` kills the child."""
 
-    def __init__(self, make: Callable[[], bytes]):
+    def __init__(self, make: Callable[[], Union[bytes, list]]):
         read_end, write_end = os.pipe()
         _widen(write_end)
         try:
@@ -60,8 +83,8 @@ class Forked:
                 os.close(read_end)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent reports Ctrl-C
                 data = make()
-                with os.fdopen(write_end, "wb") as out:
-                    out.write(data)
+                write_all(write_end, [data] if isinstance(data, bytes) else data)
+                os.close(write_end)
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - reported by the parent's fallback
                 if os.environ.get("RSTSLEUTH_DEBUG"):

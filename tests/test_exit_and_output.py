@@ -84,3 +84,53 @@ def test_write_output_bytes(tmp_path, monkeypatch, capsysbinary):
     monkeypatch.setattr(sys, "stdout", text_only)
     output.write_output("中\n".encode("utf-8"), None)
     assert text_only.getvalue() == "中\n"
+
+
+def test_write_output_chunks(tmp_path, capsysbinary):
+    """A list of chunks (a big JSON report's bytes and views of them) is written in order,
+    to a file and to standard output, without being joined first."""
+    blob = bytes(range(256)) * 4000
+    chunks = [b"[", memoryview(blob)[10:70_000], b"", memoryview(blob)[5:6], blob, b"]\n"]
+    want = b"".join(chunks)
+    target = tmp_path / "r.json"
+    output.write_output(chunks, str(target))
+    assert target.read_bytes() == want
+    output.write_output(chunks, None)  # capsysbinary's buffer has no descriptor: joined
+    assert capsysbinary.readouterr().out == want
+    code = ("import sys\nfrom tui import output\nblob = bytes(range(256)) * 4000\n"
+            "output.write_output([b'[', memoryview(blob)[10:70_000], b'', memoryview(blob)[5:6],"
+            " blob, b']\\n'], None)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == want, proc.stderr
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_write_all_through_a_small_pipe(blocking):
+    """os.writev writes part of what it is given into a full pipe; a non-blocking one says
+    EAGAIN: every byte still arrives once, in order."""
+    import os
+    import threading
+    import time
+    from engine.workers import write_all
+    chunks = [bytes([i % 251]) * (1 + i * 37 % 5000) for i in range(3000)]
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, blocking)
+    got = bytearray()
+
+    def reader():
+        while True:
+            time.sleep(0.0005)
+            data = os.read(read_end, 16384)
+            if not data:
+                return
+            got.extend(data)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        write_all(write_end, chunks)
+    finally:
+        os.close(write_end)
+        thread.join()
+        os.close(read_end)
+    assert bytes(got) == b"".join(chunks)

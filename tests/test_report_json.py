@@ -201,3 +201,17 @@ def test_cli_jobs_option(many_resets, tmp_path):
     bad = run_cli("analyze", many_resets, "--jobs", "0")
     assert bad.returncode == 2
     assert b"not a positive whole number: '0'" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_slice_bounds():
+    """This process takes PARENT_SHARE times a worker's share; no slice is ever empty while
+    there is a reset per process, and the slices cover every reset once."""
+    from engine.report_json import PARENT_SHARE, _bounds
+    assert _bounds(5338, 1) == [0, 5338]
+    first = _bounds(5338, 2)[1]
+    assert abs(first / (5338 - first) - PARENT_SHARE) < 0.01
+    for n in range(1, 40):
+        for count in range(n, 3 * n + 50):
+            b = _bounds(count, n)
+            assert b[0] == 0 and b[-1] == count and len(b) == n + 1
+            assert all(x < y for x, y in zip(b, b[1:])), (count, n, b)

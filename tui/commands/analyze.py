@@ -65,7 +65,7 @@ def run(args) -> int:
                 done = analyze_json(captures[0], peer, kb=kb, reasoner=reasoner,
                                     tracert=args.tracert, lang=args.lang, progress=bar,
                                     workers=args.jobs)
-                text, warnings, forged = done.data, done.warnings, done.forged
+                text, warnings, forged = done.chunks, done.warnings, done.forged
             else:
                 done = analyze(captures[0], peer, tracert=args.tracert, kb=kb,
                                reasoner=reasoner, lang=args.lang, progress=bar)
