@@ -96,13 +96,19 @@ def evidence_from_rst(rst: RstEvent) -> dict[str, Any]:
     return data
 
 
+_CONN_KEYS = tuple((name, "conn_" + name) for name in _CONN_FIELDS)
+
+
 def connection_evidence(conn: Connection) -> dict[str, Any]:
     """The connection's part of a reset's evidence: ``conn_<name>`` (None left out) and
-    the server port."""
-    data = {}
-    for name in _CONN_FIELDS:
-        value = getattr(conn, name)
-        if value is not None:
-            data["conn_" + name] = value
+    the server port. Read from the model's ``__dict__`` with the prefixed names made once
+    (once per reset, 5 000 times on a big capture)."""
+    values = conn.__dict__
+    try:
+        data = {key: value for name, key in _CONN_KEYS
+                if (value := values[name]) is not None}
+    except KeyError:  # a field left unset (model_construct): getattr's error, as before
+        data = {key: value for name, key in _CONN_KEYS
+                if (value := getattr(conn, name)) is not None}
     data[_SERVER_PORT] = conn.server.port
     return data
