@@ -12,7 +12,8 @@
  * _ctrack_models.c   the Connection / Endpoint / RstEvent models, made like fastmodel.construct
  * _ctrack_baseline.c host TTL baselines, RSTs by connection, address strings, TTL histograms
  * _ctrack_facts.c    the Connection / RstEvent facts of facts.rst, straight from the state
- * _ctrack_cross.c    facts.cross.analyse's patterns across connections, over the facts
+ * _ctrack_cross.c    facts.cross.analyse's patterns across connections and dual.capture_role's
+ *                    votes, over the facts
  * _ctrack_module.c   the State object, track_objects and the module
  *
  * Every decision mirrors facts/tracker.py and facts/rst.py; the tests compare both passes.
@@ -371,5 +372,6 @@ PyObject *facts_next(State *s);
 PyObject *new_state(T *t);
 /* _ctrack_cross.c */
 PyObject *cross_analyse(PyObject *self, PyObject *args);
+PyObject *capture_votes(PyObject *self, PyObject *conns);
 
 #endif

@@ -766,3 +766,51 @@ done:;
     pass_free(&p);
     return result;
 }
+
+/* dual._undecremented: 1 / 0 when the most frequent TTL is / is not an initial one, -1 for no
+ * packets, -2 when a key or count is not an int (the Python code then runs). The first of
+ * equal counts wins, as max() does. */
+static int undecremented(PyObject *ttls)
+{
+    Py_ssize_t pos = 0;
+    PyObject *k, *v, *best = NULL, *most = NULL;
+    while (PyDict_Next(ttls, &pos, &k, &v)) {
+        if (!PyLong_CheckExact(k) || !PyLong_CheckExact(v))
+            return -2;
+        if (!most || PyObject_RichCompareBool(v, most, Py_GT) == 1) {   /* exact ints */
+            best = k;
+            most = v;
+        }
+    }
+    if (!best)
+        return -1;
+    int overflow;
+    long long t = PyLong_AsLongLongAndOverflow(best, &overflow);
+    return !overflow && (t == 32 || t == 64 || t == 128 || t == 255);
+}
+
+/* capture_votes(connections) -> (client votes, server votes) as dual.capture_role counts
+ * them, or None when a connection is not of the readers' types. */
+PyObject *capture_votes(PyObject *self, PyObject *conns)
+{
+    (void)self;
+    Py_ssize_t votes[2] = {0, 0};
+    if (keys_ready() < 0)
+        return NULL;
+    if (!PyList_Check(conns))
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(conns); i++) {
+        PyObject *d = fields_of(PyList_GET_ITEM(conns, i));
+        PyObject *c = d ? item(d, K_CTTLS) : NULL, *s = d ? item(d, K_STTLS) : NULL;
+        if (!c || !s || !PyDict_CheckExact(c) || !PyDict_CheckExact(s))
+            Py_RETURN_NONE;
+        int client_local = undecremented(c), server_local = undecremented(s);
+        if (client_local == -2 || server_local == -2)
+            Py_RETURN_NONE;
+        if (client_local == 1 && server_local == 0)
+            votes[0]++;
+        else if (server_local == 1 && client_local == 0)
+            votes[1]++;
+    }
+    return Py_BuildValue("(nn)", votes[0], votes[1]);
+}

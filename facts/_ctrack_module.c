@@ -199,6 +199,9 @@ static PyMethodDef methods[] = {
     {"cross_analyse", cross_analyse, METH_VARARGS,
      "cross_analyse(connections, rsts, tolerances, cls, names, constants) -> {rst id: cls} as "
      "facts.cross.analyse makes it, or None when an input is not of the readers' types"},
+    {"capture_votes", capture_votes, METH_O,
+     "capture_votes(connections) -> (client votes, server votes) as facts.dual.capture_role "
+     "counts them, or None when a connection is not of the readers' types"},
     {"fact_fields", fact_fields, METH_NOARGS,
      "fact_fields() -> the field names of the Connection, Endpoint and RstEvent built here"},
     {NULL, NULL, 0, NULL},

@@ -35,7 +35,21 @@ def _undecremented(ttls: dict[int, int]) -> Optional[bool]:
 
 def capture_role(connections: Iterable[Connection]) -> Role:
     """Client side when the clients' own packets leave undecremented and the servers' arrive
-    decremented; server side for the opposite; unknown when the captures say nothing."""
+    decremented; server side for the opposite; unknown when the captures say nothing.
+    Counted in C (facts._ctrack.capture_votes) when the connections are the readers'."""
+    from . import ctrack
+    counted = ctrack._ctrack.capture_votes(connections) \
+        if ctrack.available() and hasattr(ctrack._ctrack, "capture_votes") else None
+    if counted is not None:
+        client, server = counted
+        if client == server:   # a tie, or no vote at all
+            return "unknown"
+        return "client" if client > server else "server"
+    return capture_role_python(connections)
+
+
+def capture_role_python(connections: Iterable[Connection]) -> Role:
+    """``capture_role`` counted in Python (the fallback; the tests compare both)."""
     votes: Counter[str] = Counter()
     for conn in connections:
         client_local = _undecremented(conn.client_ttls)

@@ -336,3 +336,52 @@ def test_repeated_calls_leave_nothing_behind():
 
     assert compiled(conns, rsts) and compiled(odd_ttls, odd_rsts) is None
     assert growth(run, times=2000) < 20000
+
+
+# --- dual.capture_role's votes (facts._ctrack.capture_votes) ----------------------------------
+
+def _votes_python(conns):
+    from facts.dual import _undecremented
+    client = server = 0
+    for c in conns:
+        cl, sl = _undecremented(c.client_ttls), _undecremented(c.server_ttls)
+        if cl and sl is False:
+            client += 1
+        elif sl and cl is False:
+            server += 1
+    return client, server
+
+
+def test_capture_votes_and_role_on_random_histograms():
+    from facts import dual
+    from facts._ctrack import capture_votes
+    rng = random.Random(5)
+    ttls = [32, 64, 128, 255, 54, 63, 117, 127, 250, 254, 1]
+    for _ in range(3000):
+        conns = []
+        for i in range(rng.randint(0, 12)):
+            hist = [{t: rng.randint(1, 4) for t in rng.sample(ttls, rng.randint(0, 3))}
+                    for _side in (0, 1)]
+            conns.append(construct(Connection, id=f"c{i}", client_ttls=hist[0], server_ttls=hist[1]))
+        assert capture_votes(conns) == _votes_python(conns)
+        assert dual.capture_role(conns) == dual.capture_role_python(conns)
+
+
+def test_capture_votes_ties_go_to_the_first_most_frequent_ttl():
+    from facts._ctrack import capture_votes
+    first_initial = construct(Connection, id="a", client_ttls={64: 3, 60: 3}, server_ttls={60: 1})
+    first_decremented = construct(Connection, id="b", client_ttls={60: 3, 64: 3}, server_ttls={60: 1})
+    assert capture_votes([first_initial]) == (1, 0) == _votes_python([first_initial])
+    assert capture_votes([first_decremented]) == (0, 0) == _votes_python([first_decremented])
+
+
+def test_capture_votes_declines_other_types():
+    from facts import dual
+    from facts._ctrack import capture_votes
+    odd = [construct(Connection, id="a", client_ttls={"64": 1}, server_ttls={60: 1}),
+           construct(Connection, id="b", client_ttls={64: 1.0}, server_ttls={60: 1})]
+    for conn in odd:
+        assert capture_votes([conn]) is None
+    assert capture_votes(tuple(odd)) is None
+    assert dual.capture_role(odd) == dual.capture_role_python(odd)
+    assert dual.capture_role(iter([])) == "unknown"
