@@ -329,6 +329,20 @@ static PyObject *tuple_of(int n, PyObject **items)
     return t;
 }
 
+/* The group of the key made of n parts in d, a new one when absent (counted in *ngroups);
+ * -1 on an error. */
+static Py_ssize_t group_of_key(PyObject *d, PyObject **parts, int n, Py_ssize_t *ngroups)
+{
+    PyObject *key = tuple_of(n, parts);
+    int fresh;
+    Py_ssize_t g = key ? index_of(d, key, 1, &fresh) : -2;
+    Py_XDECREF(key);
+    if (g < 0)
+        return -1;
+    *ngroups += fresh;
+    return g;
+}
+
 typedef struct { Py_ssize_t rejects, accepts; int above; } PortStat;   /* above: -1 None */
 
 typedef struct {               /* everything the pass allocates, freed in one place */
@@ -398,14 +412,8 @@ static int cycles(Pass *p, Py_ssize_t nfirst, const Consts *k)
     for (Py_ssize_t f = 0; f < nfirst; f++) {
         CC *c = &p->rsts[p->firsts[f]].c;
         PyObject *parts[3] = {c->cip, c->sip, c->sport};
-        PyObject *key = tuple_of(3, parts);
-        int fresh;
-        Py_ssize_t g = key ? index_of(p->groups, key, 1, &fresh) : -2;
-        Py_XDECREF(key);
-        if (g < 0)
+        if ((p->group_of[f] = group_of_key(p->groups, parts, 3, &ngroups)) < 0)
             return -1;
-        ngroups += fresh;
-        p->group_of[f] = g;
     }
     Py_ssize_t *start = grouped(p->group_of, nfirst, ngroups, p->members);
     if (!start)
@@ -457,14 +465,8 @@ static int port_stats(Pass *p, Py_ssize_t n, const Consts *k)
         if (!c->has_syn)
             continue;
         PyObject *parts[2] = {c->sip, c->sport};
-        PyObject *key = tuple_of(2, parts);
-        int fresh;
-        Py_ssize_t g = key ? index_of(p->port_at, key, 1, &fresh) : -2;
-        Py_XDECREF(key);
-        if (g < 0)
+        if ((p->port_of[i] = group_of_key(p->port_at, parts, 2, &nports)) < 0)
             return -1;
-        nports += fresh;
-        p->port_of[i] = g;
     }
     Py_ssize_t *start = grouped(p->port_of, n, nports, p->members);
     if (!start || !(p->ports = calloc((size_t)nports + 1, sizeof *p->ports))) {

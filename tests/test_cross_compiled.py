@@ -209,26 +209,20 @@ def test_cycles_with_even_and_odd_counts_and_both_measures():
 
 
 def test_source_port_exhaustion_by_count_and_by_reuse():
-    server = ("192.0.2.1", 80)
-    conns = [construct(Connection, 
-        id=f"c{i}", client=Endpoint(ip="10.0.0.1", port=1024 + i), server=Endpoint(ip=server[0], port=80),
-        start=1e9 + i * 0.001, end=1e9 + i * 0.001 + 0.01, syn_time=1e9 + i * 0.001,
-        handshake="complete", packets_c2s=1, packets_s2c=1, client_ttls={64: 1},
-        server_ttls={64: 1}, client_ttl_changes=0, server_ttl_changes=0)
-        for i in range(int(cross.EPHEMERAL_PORTS * 0.85) + 1)]
-    reused = [construct(Connection, 
-        id=f"u{i}", client=Endpoint(ip="10.0.0.2", port=5555), server=Endpoint(ip=server[0], port=80),
-        start=2e9 + i * 5.0, end=2e9 + i * 5.0 + 1.0, syn_time=2e9 + i * 5.0,
-        handshake="complete", packets_c2s=1, packets_s2c=1, client_ttls={64: 1},
-        server_ttls={64: 1}, client_ttl_changes=0, server_ttl_changes=0)
-        for i in range(cross.REUSES_FOR_EXHAUSTION + 1)]
+    def users(prefix, ip, port, starts, duration):
+        return [construct(Connection,
+            id=f"{prefix}{i}", client=Endpoint(ip=ip, port=port(i)),
+            server=Endpoint(ip="192.0.2.1", port=80), start=t, end=t + duration, syn_time=t,
+            handshake="complete", packets_c2s=1, packets_s2c=1, client_ttls={64: 1},
+            server_ttls={64: 1}, client_ttl_changes=0, server_ttl_changes=0)
+            for i, t in enumerate(starts)]
+
+    reuses = range(cross.REUSES_FOR_EXHAUSTION + 1)
+    conns = users("c", "10.0.0.1", lambda i: 1024 + i,
+                  [1e9 + i * 0.001 for i in range(int(cross.EPHEMERAL_PORTS * 0.85) + 1)], 0.01)
+    reused = users("u", "10.0.0.2", lambda i: 5555, [2e9 + i * 5.0 for i in reuses], 1.0)
     # exactly PORT_REUSE_WINDOW_S after the last use ended still counts as a reuse
-    edge = [construct(Connection,
-        id=f"e{i}", client=Endpoint(ip="10.0.0.3", port=6666), server=Endpoint(ip=server[0], port=80),
-        start=3e9 + i * 40.0, end=3e9 + i * 40.0 + 10.0, syn_time=3e9 + i * 40.0,
-        handshake="complete", packets_c2s=1, packets_s2c=1, client_ttls={64: 1},
-        server_ttls={64: 1}, client_ttl_changes=0, server_ttl_changes=0)
-        for i in range(cross.REUSES_FOR_EXHAUSTION + 1)]
+    edge = users("e", "10.0.0.3", lambda i: 6666, [3e9 + i * 40.0 for i in reuses], 10.0)
     assert edge[1].start - edge[0].end == cross.PORT_REUSE_WINDOW_S
     rng = random.Random(2)
     rsts = [_rst(rng, 0, conns[-1], 1e9 + 30, idle=1.0), _rst(rng, 1, reused[-1], 2e9 + 100, idle=1.0),
