@@ -181,7 +181,7 @@ def _bounds(count: int, n: int) -> list[int]:
     return bounds
 
 
-def _fork(make: Callable[[], bytes]) -> Optional[Forked]:
+def _fork(make: Callable[[], Union[bytes, list]]) -> Optional[Forked]:
     try:
         return Forked(make)
     except OSError:  # no process to be had (EAGAIN, ENOMEM): its slice is built here
