@@ -315,8 +315,6 @@ def test_keys_in_another_order_are_still_found():
 
 
 def test_repeated_calls_leave_nothing_behind():
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
     from leakcheck import growth
     conns, rsts = random_facts(7)
     declined, declined_rsts = _one(start=1)
