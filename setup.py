@@ -18,6 +18,9 @@ setup(ext_modules=[
     # The JSON report's entries, each shared object written once (engine/_jsonw.c).
     Extension("engine._jsonw", ["engine/_jsonw.c"], optional=True,
               extra_compile_args=["-fvisibility=hidden"]),
+    # reset_entry.reset_out of many resets at once (engine/_resetout.c).
+    Extension("engine._resetout", ["engine/_resetout.c"], optional=True,
+              extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
               depends=["facts/_ctrack.h", "facts/_etl_item.h"],

@@ -20,7 +20,7 @@ from .conditions import compiled_evkey
 from .kb import KnowledgeBase
 from .report_build import build_findings
 from .report_model import CaptureSummary, CrossPattern, KbInfo, Report, ResetOut
-from .reset_entry import reset_out
+from .reset_entry import reset_outs
 
 VERSION = "0.1.0"
 @dataclass
@@ -178,9 +178,7 @@ def entries(kb: KnowledgeBase, gathered: Gathered, jobs: list, inferences: list,
             lang: str, classes: dict, cache: dict) -> list[ResetOut]:
     """The report entries of ``jobs`` (some or all of ``gathered.jobs``) with their
     inferences; ``classes`` and ``cache``: ``reset_out``'s dicts, kept for one report."""
-    peer_ids = gathered.peer_ids
-    return [reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes, cache)
-            for (side, rst, ev, dual), inf in zip(jobs, inferences)]
+    return reset_outs(kb, jobs, inferences, trace, gathered.peer_ids, lang, classes, cache)
 
 
 def report_of(kb: KnowledgeBase, gathered: Gathered, resets: list[ResetOut], findings: list,

@@ -52,6 +52,31 @@ _IDLE_NAMES = frozenset({"idle_s", "idle_min", "keepalive_s", "keepalive_ms", "k
                          "device_timeout_s", "matched_devices"})
 
 
+# What each parameter is computed from: evidence fields, and IDLE for idle_s (the longer of
+# idle_before_s and idle_before_trigger_s, rounded). A fix renders the same text for equal
+# values of these, so a report renders it once per distinct value (engine._resetout keys
+# its cache so; the tests check compute against this table).
+IDLE = "idle_s"
+_PORT = ("conn_server_port", "server_port")
+PARAM_INPUTS: dict[str, tuple[str, ...]] = {
+    **{name: (IDLE,) for name in _IDLE_NAMES - {"matched_devices"}},
+    "matched_devices": (IDLE, "cross_matched_devices"),
+    "probe_count": (),
+    "server_ip": ("server_ip",), "client_ip": ("client_ip",),
+    "server_port": _PORT, "app_name": _PORT,
+    "path_mtu": ("path_mtu",), "ping_size": ("path_mtu",), "mss": ("path_mtu",),
+    "tracert_hop": ("tracert_hop",),
+}
+
+
+def inputs_of(names) -> tuple[bool, tuple[str, ...]]:
+    """(whether idle_s is needed, the other evidence fields, in a fixed order) that the
+    parameters ``names`` are computed from; a name compute never makes depends on nothing
+    (its placeholder stays visible)."""
+    wanted = {field for name in names for field in PARAM_INPUTS.get(name, ())}
+    return IDLE in wanted, tuple(sorted(wanted - {IDLE}))
+
+
 def compute(evidence: dict[str, Any], kb=None, names: frozenset[str] | None = None
             ) -> dict[str, str | int | float]:
     """Every fix parameter the evidence allows; names that cannot be known are left out
@@ -151,6 +176,11 @@ def _names(*templates: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
+def _name_set(template: str) -> frozenset[str]:
+    return frozenset(_names(template))
+
+
+@functools.lru_cache(maxsize=4096)
 def _parsed(template: str) -> tuple:
     """The checked template's parts, parsed once (a report renders the same fixes for
     thousands of resets)."""
@@ -164,6 +194,13 @@ def render_text(template: str, params: dict[str, Any], fix_id: str = "fix") -> s
         parts = _parsed(template)
     except FixTemplateError as exc:
         raise FixTemplateError(f"fix {fix_id}: {exc}") from None
+    if _name_set(template) <= params.keys():
+        # every placeholder known: what the loop below makes, unless a value refuses its
+        # format spec (checked templates have no conversions, nesting or indexing)
+        try:
+            return template.format_map(params)
+        except (ValueError, TypeError):
+            pass
     out = []
     for literal, name, spec, _conversion in parts:
         out.append(literal)

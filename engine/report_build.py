@@ -57,6 +57,20 @@ def applicable_fixes(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagno
     return out
 
 
+def fix_plan(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
+             lang: str, cache: dict) -> tuple[list, frozenset[str]]:
+    """The applicable fixes with their placeholder names, and all those names: the same for
+    every reset with these diagnoses, pattern, port and language (kept in ``cache``)."""
+    choice = (applicable_fixes, origin, inf.pattern, port, lang,
+              *[(d.id, d.confidence) for d in diagnoses])
+    plan = cache.get(choice)
+    if plan is None:
+        fixes = [(fix, fixparams.placeholders_of(fix, lang))
+                 for fix in applicable_fixes(kb, inf, origin, diagnoses, port)]
+        plan = cache[choice] = (fixes, frozenset(n for _, names in fixes for n in names))
+    return plan
+
+
 def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], port: int,
               params: dict[str, Any] | Callable[[frozenset[str]], dict[str, Any]], lang: str,
               cache: dict | None = None) -> list[FixOut]:
@@ -68,30 +82,27 @@ def fixes_for(kb: KnowledgeBase, inf, origin: str, diagnoses: list[Diagnosis], p
     and language."""
     if cache is None:
         cache = {}
-    choice = (applicable_fixes, origin, inf.pattern, port, lang,
-              *[(d.id, d.confidence) for d in diagnoses])
-    plan = cache.get(choice)
-    if plan is None:
-        fixes = [(fix, fixparams.placeholders_of(fix, lang))
-                 for fix in applicable_fixes(kb, inf, origin, diagnoses, port)]
-        plan = cache[choice] = (fixes, frozenset(n for _, names in fixes for n in names))
-    fixes, wanted = plan
+    fixes, wanted = fix_plan(kb, inf, origin, diagnoses, port, lang, cache)
     if not fixes:
         return []
     if callable(params):
         params = params(wanted)
-    out = []
-    for fix, names in fixes:
-        values = [params.get(n, _UNSET) for n in names]
-        # types too: 60 and 60.0 render differently
-        key = (FixOut, fix.id, lang, *values, *map(type, values))
-        made = cache.get(key)
-        if made is None:
-            made = cache[key] = construct(
-                FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
-                text=fixparams.render(fix, params, lang))
-        out.append(made)
-    return out
+    return [rendered_fix(fix, names, params, lang, cache) for fix, names in fixes]
+
+
+def rendered_fix(fix, names: tuple[str, ...], params: dict[str, Any], lang: str,
+                 cache: dict) -> FixOut:
+    """The fix rendered with ``params``; ``names``: its placeholders (``fix_plan``). Shared
+    through ``cache`` by every reset with the same values of those."""
+    values = [params.get(n, _UNSET) for n in names]
+    # types too: 60 and 60.0 render differently
+    key = (FixOut, fix.id, lang, *values, *map(type, values))
+    made = cache.get(key)
+    if made is None:
+        made = cache[key] = construct(
+            FixOut, id=fix.id, title=fixparams.render_title(fix, params, lang),
+            text=fixparams.render(fix, params, lang))
+    return made
 
 
 def fired_rules(inf) -> list[FiredRule]:
@@ -133,22 +144,27 @@ def evidence_template(inf, origin: str, diagnoses: list[Diagnosis]) -> list[tupl
     return list(rows.values())
 
 
+def template_rows(template: list[tuple], cache: dict) -> list[tuple]:
+    """Each row's (field, the text before and after its value, its items' cache tag), made
+    once per template and report."""
+    key = (evidence_from_template, id(template))
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = (template, [
+            (field, f"{field} = ", f" ({op} {expected!r}; rule {rule_id})", (EvidenceItem, id(row)))
+            for row in template for rule_id, field, op, expected in (row,)])
+    return found[1]
+
+
 def evidence_from_template(template: list[tuple], evidence: dict[str, Any],
                            cache: dict | None = None) -> list[EvidenceItem]:
     """``cache`` (any dict kept for one report) shares items with the same row and value;
     floats are not shared (measured times rarely repeat)."""
     if cache is None:
         cache = {}
-    # per template, once: each row's field, the text around the value, and its cache tag
-    rows_key = (evidence_from_template, id(template))
-    rows = cache.get(rows_key)
-    if rows is None:
-        rows = cache[rows_key] = (template, [
-            (field, f"{field} = ", f" ({op} {expected!r}; rule {rule_id})", (EvidenceItem, id(row)))
-            for row in template for rule_id, field, op, expected in (row,)])
     out = []
     get = evidence.get
-    for field, before, after, tag in rows[1]:
+    for field, before, after, tag in template_rows(template, cache):
         actual = get(field, "unknown")
         kind = type(actual)
         if kind is bool or kind is int or kind is str:

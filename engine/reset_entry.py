@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from typing import Optional
 
 from facts import cross as cross_mod
 from facts.evidence import DualEvidence
-from facts.fastmodel import construct
+from facts.fastmodel import construct, model_is_plain
 from facts.models import RstEvent
 
 from . import fixparams
 from .report_build import (diagnoses_for, evidence_from_template, evidence_template,
-                           fired_rules, fixes_for)
-from .report_model import (Baseline, ConnectionRef, DualOut, EndpointRef, Reasoning,
-                           ResetOut, RstSource, Trigger)
+                           fired_rules, fix_plan, fixes_for, rendered_fix,
+                           template_rows)
+from .report_model import (Baseline, ConnectionRef, DualOut, EndpointRef,
+                           EvidenceItem, Reasoning, ResetOut, RstSource, Trigger)
 
 # The applications fixes are written for (fixparams.APP_NAMES), plus names for display only.
 APPLICATIONS = {**fixparams.APP_NAMES, 80: "HTTP", 443: "HTTPS", 21: "FTP", 990: "FTPS",
@@ -59,6 +61,12 @@ def _filter_prefix(c) -> str:
             f"tcp.port=={c.server.port} && (tcp.flags.reset==1 || tcp.flags.syn==1 || ")
 
 
+def _iso_second(whole: float, seconds: dict) -> str:
+    text = seconds[whole] = _dt.datetime.fromtimestamp(
+        whole, _dt.timezone.utc).isoformat(timespec="seconds")
+    return text
+
+
 def iso_time(t: float, seconds: Optional[dict] = None) -> str:
     """``datetime.fromtimestamp(t, utc).isoformat(timespec="microseconds")``; ``seconds``
     (a dict kept for one report) holds each whole second's text, so that only the
@@ -76,9 +84,13 @@ def iso_time(t: float, seconds: Optional[dict] = None) -> str:
         whole -= 1.0
     text = seconds.get(whole)  # float keys: apart from the report cache's tuple keys
     if text is None:
-        text = seconds[whole] = _dt.datetime.fromtimestamp(
-            whole, _dt.timezone.utc).isoformat(timespec="seconds")
+        text = _iso_second(whole, seconds)
     return f"{text[:-6]}.{us:06d}{text[-6:]}"
+
+
+def _origin_confidence(inf, origin: str) -> float:
+    origin_cf = max(0.0, inf.cf(f"origin.{origin}")) if origin != "undetermined" else 0.0
+    return round(min(1.0, origin_cf), 3)
 
 
 def verdict_class(kb, inf, lang: str, classes: dict) -> tuple:
@@ -148,7 +160,6 @@ def reset_out(kb, side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
         if hop is not None:
             hop_addr, hop_name = hop.address, hop.name
     origin = inf.origin
-    origin_cf = max(0.0, inf.cf(f"origin.{origin}")) if origin != "undetermined" else 0.0
     diagnoses, template, fired = verdict_class(kb, inf, lang, classes)
     measured = cross_mod.measured_idle(rst)
     connection, filter_prefix = _connection_ref(cache, side, c, peer_ids)
@@ -167,7 +178,7 @@ def reset_out(kb, side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
         observed_at=side.role if side.role in ("client", "server") else "unknown",
         claimed_sender=rst.claimed_sender, time=rst.time, time_iso=iso_time(rst.time, cache),
         flags=rst.flags,
-        origin=origin, origin_confidence=round(min(1.0, origin_cf), 3), pattern=inf.pattern,
+        origin=origin, origin_confidence=_origin_confidence(inf, origin), pattern=inf.pattern,
         rst_source=_shared(cache, RstSource, ttl=rst.ttl, initial_ttl=rst.initial_ttl,
                            decrements=rst.ttl_decrements, tracert_hop=rst.tracert_hop,
                            tracert_address=hop_addr, tracert_name=hop_name),
@@ -187,3 +198,71 @@ def reset_out(kb, side, rst: RstEvent, ev: dict, dual: DualEvidence, inf, trace,
         wireshark_filter=_wireshark_filter(rst, filter_prefix),
         reasoning=construct(Reasoning, finding="", fired=fired),
     )
+
+
+# --- many resets at once: engine._resetout, with reset_out for what it declines ---------
+
+_MODELS = (ResetOut, ConnectionRef, EndpointRef, RstSource, Baseline, Trigger, DualOut,
+           Reasoning, EvidenceItem)
+_INFOS, _PLANS = object(), object()  # the report cache's keys of the compiled pass's dicts
+_compiled_module: Optional[object] = None
+_compiled_checked = False
+
+
+def compiled_entries():
+    """engine._resetout when it is built, RSTSLEUTH_NO_CEXT is unset and the report models
+    have the fields it writes (else None: reset_out builds every entry)."""
+    global _compiled_module, _compiled_checked
+    if not _compiled_checked:
+        _compiled_checked = True
+        try:
+            from . import _resetout
+        except ImportError:
+            _resetout = None
+        if _resetout is not None and not os.environ.get("RSTSLEUTH_NO_CEXT") \
+                and all(model_is_plain(cls) for cls in _MODELS) \
+                and _resetout.setup({cls.__name__: (cls, tuple(cls.model_fields))
+                                     for cls in _MODELS}):
+            _compiled_module = _resetout
+    return _compiled_module
+
+
+def reset_outs(kb, jobs: list, inferences: list, trace, peer_ids: dict, lang: str,
+               classes: dict, cache: dict) -> list[ResetOut]:
+    """``reset_out`` of each (side, rst, evidence, dual) job, the same objects; built in C
+    when it can be (no tracert: each hop is looked up in Python)."""
+    compiled = compiled_entries()
+    if compiled is None or trace is not None:
+        return [reset_out(kb, side, rst, ev, dual, inf, trace, peer_ids, lang, classes, cache)
+                for (side, rst, ev, dual), inf in zip(jobs, inferences)]
+
+    def class_info(inf) -> tuple:
+        diagnoses, template, fired = verdict_class(kb, inf, lang, classes)
+        origin = inf.origin
+        return (origin, _origin_confidence(inf, origin), inf.pattern, diagnoses, fired,
+                template_rows(template, cache), inf)
+
+    def plan_of(inf, port: int) -> tuple:
+        """Per applicable fix: (a token for it in this plan, whether it needs idle_s, the
+        other evidence fields its placeholders are computed from)."""
+        diagnoses = verdict_class(kb, inf, lang, classes)[0]
+        fixes = fix_plan(kb, inf, inf.origin, diagnoses, port, lang, cache)[0]
+        return tuple((object(), *fixparams.inputs_of(names), fix, names, frozenset(names))
+                     for fix, names in fixes)
+
+    def fix_of(i: int, fix, names: tuple[str, ...], wanted: frozenset[str]):
+        """``fix`` (with its placeholders) rendered with job i's evidence."""
+        return rendered_fix(fix, names, fixparams.compute(jobs[i][2], kb, wanted), lang, cache)
+
+    def slow(i: int) -> ResetOut:
+        side, rst, ev, dual = jobs[i]
+        return reset_out(kb, side, rst, ev, dual, inferences[i], trace, peer_ids, lang,
+                         classes, cache)
+
+    infos = cache.get(_INFOS)
+    if infos is None:
+        infos = cache[_INFOS] = {}
+        cache[_PLANS] = {}
+    ctx = (cache, infos, cache[_PLANS], peer_ids, APPLICATIONS, class_info, plan_of, fix_of,
+           lambda whole: _iso_second(whole, cache), slow)
+    return compiled.build(list(jobs), list(inferences), ctx)
