@@ -201,6 +201,12 @@ def render_text(template: str, params: dict[str, Any], fix_id: str = "fix") -> s
             return template.format_map(params)
         except (ValueError, TypeError):
             pass
+    return render_parts(parts, params)
+
+
+def render_parts(parts: tuple, params: dict[str, Any]) -> str:
+    """The parsed template's text, placeholder by placeholder: a value that refuses its
+    spec is shown with str, an unknown name stays visible."""
     out = []
     for literal, name, spec, _conversion in parts:
         out.append(literal)

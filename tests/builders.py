@@ -18,6 +18,7 @@ import io
 import socket
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Optional
 
 import dpkt
@@ -239,3 +240,15 @@ def bench_capture(path, packets: int, *, connections: int, seed: int) -> int:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.generate(packets, path, connections=connections, seed=seed)
+
+
+def capture_files() -> list:
+    """Every capture the project ships (examples, lab scenarios, tests/data) and, when the
+    shared corpus is there, its pcap and pcapng files: what the compiled passes are
+    compared on."""
+    root = Path(__file__).resolve().parents[1]
+    corpus = root.parent / "shared" / "corpus"
+    found = sorted(root.glob("examples/**/*.pcap*")) + sorted(root.glob("tests/data/**/*.pcap*"))
+    if corpus.is_dir():
+        found += sorted(corpus.glob("*.pcap*"))
+    return found

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,8 @@ from facts.evidence import CrossEvidence
 from facts.extract import extract
 from facts.fastmodel import construct
 from facts.models import Connection, Endpoint, RstEvent
-from tests.builders import bench_capture
+from tests.builders import bench_capture, capture_files
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
 DEFAULTS = [("Cisco ASA", 3600.0), ("F5 BIG-IP", 300), ("Palo Alto", 3600.0),
             ("Linux conntrack", 432000.0), ("lab", 3.0)]
 
@@ -70,14 +67,7 @@ def test_benchmark_slice(bench_slice):
     assert shape(cross.analyse(bench_slice.connections, bench_slice.rsts, DEFAULTS)) == shape(out)
 
 
-def _captures():
-    found = sorted(ROOT.glob("examples/**/*.pcap*")) + sorted(ROOT.glob("tests/data/**/*.pcap*"))
-    if CORPUS.is_dir():
-        found += sorted(CORPUS.glob("*.pcap*"))
-    return found
-
-
-@pytest.mark.parametrize("path", _captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", capture_files(), ids=lambda p: p.name)
 def test_every_capture_we_have(path):
     try:
         ex = extract(str(path))

@@ -23,10 +23,9 @@ from engine.analysis import Side, entries, gather
 from engine.json_writer import items_json
 from engine.report_model import ResetOut
 from facts.evidence import DualEvidence
-from tests.builders import bench_capture
+from tests.builders import bench_capture, capture_files
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
 LAB = ROOT / "examples" / "lab_captures"
 
 needs_c = pytest.mark.skipif(reset_entry.compiled_entries() is None,
@@ -107,14 +106,7 @@ def test_the_compiled_pass_builds_them(monkeypatch, kb, bench):
     assert len(entries(kb, gathered, gathered.jobs, infs, None, "en", {}, {})) == len(infs)
 
 
-def _captures():
-    found = sorted(ROOT.glob("examples/*.pcap")) + sorted(ROOT.glob("tests/data/**/*.pcap*"))
-    if CORPUS.is_dir():
-        found += sorted(CORPUS.glob("*.pcap*"))
-    return found
-
-
-@pytest.mark.parametrize("path", _captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", capture_files(), ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_every_capture_we_have(monkeypatch, kb, reasoner, path):
     try:
         gathered = gather(str(path), None, kb)
@@ -322,25 +314,8 @@ def test_render_fast_path_matches_the_loop():
         params = {n: rng.choice(values) for n in ("idle_s", "server_ip", "server_port",
                                                    "keepalive_ms", "a", "b")
                   if rng.random() < 0.8}
-        assert fixparams.render_text(template, params) == _render_loop(template, params), \
-            (template, params)
-
-
-def _render_loop(template, params):
-    """render_text without its format_map shortcut."""
-    out = []
-    for literal, name, spec, _ in fixparams._parsed(template):
-        out.append(literal)
-        if name is None:
-            continue
-        if name in params:
-            try:
-                out.append(format(params[name], spec or ""))
-            except (ValueError, TypeError):
-                out.append(str(params[name]))
-        else:
-            out.append("{" + name + (":" + spec if spec else "") + "}")
-    return "".join(out)
+        loop = fixparams.render_parts(fixparams._parsed(template), params)
+        assert fixparams.render_text(template, params) == loop, (template, params)
 
 
 def test_repeated_builds_leave_nothing_behind(kb, bench):
