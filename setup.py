@@ -20,9 +20,10 @@ setup(ext_modules=[
               extra_compile_args=["-fvisibility=hidden"]),
     # reset_entry.reset_out of many resets at once (engine/_resetout.c).
     Extension("engine._resetout", ["engine/_resetout.c"], optional=True,
+              depends=["facts/_pymodel.h"],
               extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
     # -ffp-contract=off: timestamps and gaps must round exactly as Python's float arithmetic.
     Extension("facts._ctrack", [f"facts/_ctrack_{name}.c" for name in CTRACK], optional=True,
-              depends=["facts/_ctrack.h", "facts/_etl_item.h"],
+              depends=["facts/_ctrack.h", "facts/_etl_item.h", "facts/_pymodel.h"],
               extra_compile_args=["-ffp-contract=off", "-fvisibility=hidden"]),
 ])

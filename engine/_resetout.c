@@ -24,6 +24,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "../facts/_pymodel.h"
+
 enum { M_RESET, M_CONN, M_EP, M_SOURCE, M_BASE, M_TRIGGER, M_DUAL, M_REASONING, M_EVIDENCE, NM };
 
 static const char *MODEL_NAMES[NM] = {"ResetOut", "ConnectionRef", "EndpointRef", "RstSource",
@@ -48,8 +50,7 @@ static const char **FIELDS[NM] = {RESET_F, CONN_F, EP_F, SOURCE_F, BASE_F, TRIGG
                                   REASONING_F, EVIDENCE_F};
 
 static PyObject *MCLS[NM], *MKEYS[NM], *MTEMPLATE[NM], *MSET[NM];
-static PyObject *A_DICT, *A_FSET, *A_EXTRA, *A_PRIV, *A_RUN_CLASS, *A_EVIDENCE, *EMPTY_TUPLE,
-    *EMPTY_STR,
+static PyObject *ATTRS[PM_NATTRS], *A_RUN_CLASS, *A_EVIDENCE, *EMPTY_TUPLE, *EMPTY_STR,
     *S_UNKNOWN, *S_CLIENT, *S_SERVER;
 
 /* The facts' fields read here, in this order (reset_entry.reset_outs checks the facts have them). */
@@ -76,23 +77,6 @@ static const char *VERDICT_TEXT[] = {"no_peer_capture", "sent_by_capture_host",
 enum { V_NO_PEER, V_HOST, V_BLOCKED, V_ENDPOINT, V_BOTH, V_MIDDLE, V_INCONCLUSIVE, NVERDICTS };
 static PyObject *VERDICT[NVERDICTS];
 
-static PyObject *names_tuple(const char **names)
-{
-    Py_ssize_t n = 0;
-    while (names[n])
-        n++;
-    PyObject *t = PyTuple_New(n);
-    for (Py_ssize_t i = 0; t && i < n; i++) {
-        PyObject *s = PyUnicode_InternFromString(names[i]);
-        if (!s) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, i, s);
-    }
-    return t;
-}
-
 static int interned(PyObject **slot, const char *text)
 {
     return *slot || (*slot = PyUnicode_InternFromString(text)) ? 0 : -1;
@@ -100,10 +84,7 @@ static int interned(PyObject **slot, const char *text)
 
 static int init_names(void)
 {
-    if (interned(&A_DICT, "__dict__") < 0 || interned(&A_FSET, "__pydantic_fields_set__") < 0
-        || interned(&A_EXTRA, "__pydantic_extra__") < 0
-        || interned(&A_PRIV, "__pydantic_private__") < 0
-        || interned(&A_RUN_CLASS, "run_class") < 0 || interned(&A_EVIDENCE, "evidence") < 0
+    if (pm_attr_names(ATTRS) < 0 || interned(&A_RUN_CLASS, "run_class") < 0 || interned(&A_EVIDENCE, "evidence") < 0
         || interned(&EMPTY_STR, "") < 0
         || interned(&S_UNKNOWN, "unknown") < 0 || interned(&S_CLIENT, "client") < 0
         || interned(&S_SERVER, "server") < 0)
@@ -123,27 +104,11 @@ static int init_names(void)
  * with every field given; steals every v[i] (a NULL one: an error is set). */
 static PyObject *model(int m, PyObject **v)
 {
-    PyObject *keys = MKEYS[m], *d = NULL, *fs = NULL, *o = NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(keys);
-    int ok = 1;
-    for (Py_ssize_t i = 0; i < n; i++)
-        ok = ok && v[i];
-    if (ok)
-        d = PyDict_Copy(MTEMPLATE[m]); /* same keys, same order: no resizing */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (d && PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), v[i]) < 0)
-            Py_CLEAR(d);
-        Py_XDECREF(v[i]);
-    }
-    if (d)
-        fs = PySet_New(MSET[m]); /* a set's table is copied as it is: no hashing, no resizing */
-    if (fs)
-        o = PyBaseObject_Type.tp_new((PyTypeObject *)MCLS[m], EMPTY_TUPLE, NULL);
-    if (o && (PyObject_GenericSetAttr(o, A_DICT, d) < 0
-              || PyObject_GenericSetAttr(o, A_FSET, fs) < 0
-              || PyObject_GenericSetAttr(o, A_EXTRA, Py_None) < 0
-              || PyObject_GenericSetAttr(o, A_PRIV, Py_None) < 0))
-        Py_CLEAR(o);
+    PyObject *d = pm_filled(MTEMPLATE[m], MKEYS[m], v, PyTuple_GET_SIZE(MKEYS[m]));
+    PyObject *fs = NULL, *o = NULL;
+    /* a set's table is copied as it is: no hashing, no resizing */
+    if (d && (fs = PySet_New(MSET[m])))
+        o = pm_adopt(MCLS[m], d, fs, ATTRS, EMPTY_TUPLE);
     Py_XDECREF(d);
     Py_XDECREF(fs);
     return o;
@@ -155,7 +120,7 @@ static PyObject *ro_fields(PyObject *self, PyObject *unused)
     (void)unused;
     PyObject *out = PyDict_New();
     for (int m = 0; out && m < NM; m++) {
-        PyObject *t = names_tuple(FIELDS[m]);
+        PyObject *t = pm_names_tuple(FIELDS[m]);
         if (!t || PyDict_SetItemString(out, MODEL_NAMES[m], t) < 0)
             Py_CLEAR(out);
         Py_XDECREF(t);
@@ -173,7 +138,7 @@ static PyObject *ro_setup(PyObject *self, PyObject *models)
     }
     for (int m = 0; m < NM; m++) {
         PyObject *entry = PyDict_GetItemString(models, MODEL_NAMES[m]);
-        PyObject *keys = names_tuple(FIELDS[m]);
+        PyObject *keys = pm_names_tuple(FIELDS[m]);
         if (!keys)
             return NULL;
         int eq = 0;
@@ -264,16 +229,6 @@ static PyObject *shared(PyObject *cache, PyObject *key, int m, PyObject **v)
     return o;
 }
 
-static PyObject *tuple_of(Py_ssize_t n, PyObject **items)
-{
-    PyObject *t = PyTuple_New(n);
-    for (Py_ssize_t i = 0; t && i < n; i++) {
-        Py_INCREF(items[i]);
-        PyTuple_SET_ITEM(t, i, items[i]);
-    }
-    return t;
-}
-
 /* reset_entry.iso_time(t, cache): the whole second's text from the cache (iso_second
  * makes and keeps it), the microseconds rounded half to even as Python's round. */
 static PyObject *iso_time(const Ctx *x, double t, int *declined)
@@ -325,7 +280,7 @@ static PyObject *connection_ref(const Ctx *x, PyObject *index, PyObject *conn, i
         return NULL;
     }
     PyObject *items[2] = {index, cid};
-    PyObject *key = tuple_of(2, items), *found = NULL;
+    PyObject *key = pm_tuple_of(2, items), *found = NULL;
     if (key)
         found = PyDict_GetItemWithError(x->cache, key);
     if (found || !key || PyErr_Occurred()) {
@@ -436,7 +391,7 @@ static PyObject *dual_out(const Ctx *x, PyObject *dual, int *declined)
         PyObject *v[6];
         for (int i = 0; i < 6; i++)
             v[i] = Py_NewRef(vals[i]);
-        out = shared(x->cache, tuple_of(7, items), M_DUAL, v);
+        out = shared(x->cache, pm_tuple_of(7, items), M_DUAL, v);
     } else if (verdict && !PyErr_Occurred()) {
         *declined = 1;
     }
@@ -494,7 +449,7 @@ static PyObject *evidence(const Ctx *x, PyObject *rows, PyObject *ev)
         PyObject *key = NULL;
         if (share) {
             PyObject *items[3] = {tag, (PyObject *)kind, actual};
-            key = tuple_of(3, items);
+            key = pm_tuple_of(3, items);
             item = key ? PyDict_GetItemWithError(x->cache, key) : NULL;
             Py_XINCREF(item);
         }
@@ -620,7 +575,7 @@ static PyObject *fixes(const Ctx *x, PyObject *cid, PyObject *port, PyObject *in
                        PyObject *ev)
 {
     PyObject *pk[2] = {cid, port};
-    PyObject *pkey = tuple_of(2, pk), *plan = NULL;
+    PyObject *pkey = pm_tuple_of(2, pk), *plan = NULL;
     if (!pkey)
         return NULL;
     plan = PyDict_GetItemWithError(x->plans, pkey);
@@ -758,7 +713,7 @@ static PyObject *entry_from(const Ctx *x, PyObject *sd, PyObject *rd, PyObject *
         PyObject *s[6] = {Py_NewRef(f[R_TTL]), Py_NewRef(f[R_INITIAL]),
                           Py_NewRef(f[R_DECREMENTS]), Py_NewRef(f[R_HOP]), Py_NewRef(Py_None),
                           Py_NewRef(Py_None)};
-        STEP(12, shared(x->cache, tuple_of(7, items), M_SOURCE, s));
+        STEP(12, shared(x->cache, pm_tuple_of(7, items), M_SOURCE, s));
     }
     if (ok) {
         PyObject *ttl = f[R_B_CONN] != Py_None ? f[R_B_CONN] : f[R_B_HOST];
@@ -771,7 +726,7 @@ static PyObject *entry_from(const Ctx *x, PyObject *sd, PyObject *rd, PyObject *
             PyObject *b[5] = {Py_NewRef(ttl), Py_NewRef(f[R_B_INITIAL]),
                               Py_NewRef(f[R_B_DECREMENTS]), Py_NewRef(f[R_B_SOURCE]),
                               Py_NewRef(f[R_B_VALUES])};
-            STEP(13, shared(x->cache, tuple_of(6, items), M_BASE, b));
+            STEP(13, shared(x->cache, pm_tuple_of(6, items), M_BASE, b));
             Py_DECREF(values);
         }
     }

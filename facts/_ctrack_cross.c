@@ -8,6 +8,7 @@
  * Python code, so no Python code runs in here and borrowed references stay valid. The tests
  * compare both on generated captures, the corpus and edge cases made by hand. */
 #include "_ctrack.h"
+#include "_pymodel.h"
 #include <math.h>
 
 enum { K_ID, K_CLIENT, K_SERVER, K_IP, K_PORT, K_SYN_TIME, K_START, K_END, K_HANDSHAKE,
@@ -319,21 +320,11 @@ static Py_ssize_t index_of(PyObject *d, PyObject *key, int add, int *fresh)
     return PyDict_GET_SIZE(d) - 1;
 }
 
-static PyObject *tuple_of(int n, PyObject **items)
-{
-    PyObject *t = PyTuple_New(n);
-    for (int i = 0; t && i < n; i++) {
-        Py_INCREF(items[i]);
-        PyTuple_SET_ITEM(t, i, items[i]);
-    }
-    return t;
-}
-
 /* The group of the key made of n parts in d, a new one when absent (counted in *ngroups);
  * -1 on an error. */
 static Py_ssize_t group_of_key(PyObject *d, PyObject **parts, int n, Py_ssize_t *ngroups)
 {
-    PyObject *key = tuple_of(n, parts);
+    PyObject *key = pm_tuple_of(n, parts);
     int fresh;
     Py_ssize_t g = key ? index_of(d, key, 1, &fresh) : -2;
     Py_XDECREF(key);
@@ -534,7 +525,7 @@ static int exhaustion(Pass *p, Py_ssize_t n, const Consts *k)
         if (PySet_Add(PyList_GET_ITEM(p->sets, ci), c->cport) < 0)
             return -1;
         PyObject *parts[4] = {c->cip, c->cport, c->sip, c->sport};
-        PyObject *key = tuple_of(4, parts);
+        PyObject *key = pm_tuple_of(4, parts);
         if (!key)
             return -1;
         PyObject *last = PyDict_GetItemWithError(p->last_use, key);
@@ -556,12 +547,7 @@ static int exhaustion(Pass *p, Py_ssize_t n, const Consts *k)
 /* One RST's CrossEvidence (fastmodel.construct with every field: a model around its dict). */
 static PyObject *evidence(Pass *p, PyObject *cls, PyObject **values)
 {
-    PyObject *d = PyDict_Copy(p->template), *fs = NULL, *o = NULL;   /* same keys, in order */
-    for (int i = 0; i < NOUT; i++) {
-        if (d && PyDict_SetItem(d, PyTuple_GET_ITEM(OUT_NAMES, i), values[i]) < 0)
-            Py_CLEAR(d);
-        Py_DECREF(values[i]);
-    }
+    PyObject *d = pm_filled(p->template, OUT_NAMES, values, NOUT), *fs = NULL, *o = NULL;
     if (d && (fs = PySet_New(OUT_NAMES)))
         o = adopt_dict(cls, d, fs);
     Py_XDECREF(d);
@@ -583,7 +569,7 @@ static int per_rst(Pass *p, Py_ssize_t m, Py_ssize_t ntol, PyObject *tolerances,
         PyObject *at = PyDict_GetItemWithError(p->conn_at, r->cid);
         CC *c = at ? &p->conns[PyLong_AsSsize_t(at)] : &r->c;
         PortStat none = {0, 0, -1}, *ps = &none;
-        PyObject *parts[2] = {c->sip, c->sport}, *key = tuple_of(2, parts), *g;
+        PyObject *parts[2] = {c->sip, c->sport}, *key = pm_tuple_of(2, parts), *g;
         if (!key)
             return -1;
         g = PyDict_GetItemWithError(p->port_at, key);

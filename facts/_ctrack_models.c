@@ -4,6 +4,7 @@
  * as with construct; the field names here are checked against the models at import
  * (facts.ctrack), and the tests compare every fact with the Python pass's, dump and JSON. */
 #include "_ctrack.h"
+#include "_pymodel.h"
 
 static const char *CONN_FIELDS[] = {"kind", "id", "capture", "ip_version", "client", "server",
     "roles_inferred", "start", "end", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c",
@@ -38,31 +39,14 @@ static const char *STR_TEXT[NSTR] = {"connection", "rst", "RST", "RST+ACK", "non
 
 static PyObject *MCLS[NMODELS], *MKEYS[NMODELS], *MTEMPLATE[NMODELS], *MNAMESET[NMODELS];
 PyObject *STR[NSTR];
-static PyObject *A_DICT, *A_FSET, *A_EXTRA, *A_PRIV;
-
-static PyObject *names_tuple(const char **names)
-{
-    Py_ssize_t n = 0;
-    while (names[n])
-        n++;
-    PyObject *t = PyTuple_New(n);
-    for (Py_ssize_t i = 0; t && i < n; i++) {
-        PyObject *s = PyUnicode_InternFromString(names[i]);
-        if (!s) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, i, s);
-    }
-    return t;
-}
+static PyObject *ATTRS[PM_NATTRS];
 
 PyObject *fact_fields(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return Py_BuildValue("(NNN)", names_tuple(CONN_FIELDS), names_tuple(EP_FIELDS),
-                         names_tuple(RST_FIELDS));
+    return Py_BuildValue("(NNN)", pm_names_tuple(CONN_FIELDS), pm_names_tuple(EP_FIELDS),
+                         pm_names_tuple(RST_FIELDS));
 }
 
 static int attr_names(void);
@@ -80,7 +64,7 @@ int facts_setup(PyObject *classes)
             PyErr_Format(PyExc_TypeError, "setup: class %s missing", MODEL_NAMES[m]);
             return -1;
         }
-        PyObject *keys = names_tuple(FIELDS[m]), *tmpl = PyDict_New(), *set = NULL;
+        PyObject *keys = pm_names_tuple(FIELDS[m]), *tmpl = PyDict_New(), *set = NULL;
         for (Py_ssize_t i = 0; keys && tmpl && i < PyTuple_GET_SIZE(keys); i++)
             if (PyDict_SetItem(tmpl, PyTuple_GET_ITEM(keys, i), Py_None) < 0)
                 Py_CLEAR(tmpl);
@@ -105,27 +89,12 @@ int facts_setup(PyObject *classes)
 
 static int attr_names(void)
 {
-    if (!A_DICT && !(A_DICT = PyUnicode_InternFromString("__dict__")))
-        return -1;
-    if (!A_FSET && !(A_FSET = PyUnicode_InternFromString("__pydantic_fields_set__")))
-        return -1;
-    if (!A_EXTRA && !(A_EXTRA = PyUnicode_InternFromString("__pydantic_extra__")))
-        return -1;
-    if (!A_PRIV && !(A_PRIV = PyUnicode_InternFromString("__pydantic_private__")))
-        return -1;
-    return 0;
+    return pm_attr_names(ATTRS);
 }
 
-/* object.__new__(cls) around d as its __dict__, fs its fields set: fastmodel._adopt. */
 static PyObject *adopted(PyObject *cls, PyObject *d, PyObject *fs)
 {
-    PyObject *o = PyBaseObject_Type.tp_new((PyTypeObject *)cls, EMPTY, NULL);
-    if (o && (PyObject_GenericSetAttr(o, A_DICT, d) < 0
-              || PyObject_GenericSetAttr(o, A_FSET, fs) < 0
-              || PyObject_GenericSetAttr(o, A_EXTRA, Py_None) < 0
-              || PyObject_GenericSetAttr(o, A_PRIV, Py_None) < 0))
-        Py_CLEAR(o);
-    return o;
+    return pm_adopt(cls, d, fs, ATTRS, EMPTY);
 }
 
 /* A model of ``cls`` around ``d`` (its fields in declaration order) with ``fs`` its fields
@@ -173,25 +142,18 @@ PyObject *adopt_exact(PyObject *self, PyObject *args)
  * error is set). What fastmodel.construct(cls, **all_fields) builds. */
 PyObject *model(int m, PyObject **v, int n)
 {
-    PyObject *keys = MKEYS[m], *d = NULL, *o = NULL, *fs = NULL;
-    int ok = n == PyTuple_GET_SIZE(keys);
-    if (!ok)
+    PyObject *keys = MKEYS[m];
+    if (n != PyTuple_GET_SIZE(keys)) {
         PyErr_Format(PyExc_SystemError, "%s: %d values", MODEL_NAMES[m], n);
-    for (int i = 0; i < n; i++)
-        ok = ok && v[i];
-    if (ok)
-        d = PyDict_Copy(MTEMPLATE[m]);   /* same keys, same order: no resizing */
-    for (int i = 0; i < n; i++) {
-        if (d && PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), v[i]) < 0)
-            Py_CLEAR(d);
-        Py_XDECREF(v[i]);
-    }
-    if (!d)
+        for (int i = 0; i < n; i++)
+            Py_XDECREF(v[i]);
         return NULL;
-    fs = PySet_New(MNAMESET[m]);
-    o = fs ? adopted(MCLS[m], d, fs) : NULL;
+    }
+    PyObject *d = pm_filled(MTEMPLATE[m], keys, v, n), *fs = NULL, *o = NULL;
+    if (d && (fs = PySet_New(MNAMESET[m])))
+        o = adopted(MCLS[m], d, fs);
     Py_XDECREF(fs);
-    Py_DECREF(d);
+    Py_XDECREF(d);
     return o;
 }
 

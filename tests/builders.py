@@ -233,7 +233,6 @@ def bench_capture(path, packets: int, *, connections: int, seed: int) -> int:
     """A small capture from the benchmark's generator (benchmarks/make_capture.py, not a
     package: loaded from its file); the number of packets written."""
     import importlib.util
-    from pathlib import Path
 
     maker = Path(__file__).resolve().parents[1] / "benchmarks" / "make_capture.py"
     spec = importlib.util.spec_from_file_location("make_capture", maker)
