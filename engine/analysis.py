@@ -64,6 +64,54 @@ class Gathered:
     jobs: list[tuple[Side, RstEvent, dict[str, Any], DualEvidence]]
 
 
+class Collected:
+    """The captures read with their dual and cross evidence: everything ``gather`` makes
+    but each reset's flat evidence, which :meth:`jobs` makes for any run of the resets (a
+    forked worker makes its own slice's, engine.report_json), and the cross patterns."""
+
+    def __init__(self, sides: list[Side], dual_summary: Optional[dict[str, Any]],
+                 peer_ids: dict[str, str], crosses: list[dict]):
+        self.sides, self.dual_summary, self.peer_ids = sides, dual_summary, peer_ids
+        self.crosses = crosses  # per side: CrossEvidence by RST id
+        self.resets = [(side, rst) for side in sides for rst in side.extraction.rsts]
+        # Without a peer capture every reset of a side has one of two dual evidences,
+        # shared by all the resets of that side whatever slice they are made in.
+        self._plain_dual: list[dict] = [{} for _ in sides]
+        self._patterns: Optional[list[CrossPattern]] = None
+
+    @property
+    def patterns(self) -> list[CrossPattern]:
+        if self._patterns is None:
+            self._patterns = [p for side, crosses in zip(self.sides, self.crosses)
+                              for p in _cross_patterns(side.extraction, crosses)]
+        return self._patterns
+
+    def jobs(self, start: int = 0, stop: Optional[int] = None
+             ) -> list[tuple[Side, RstEvent, dict[str, Any], DualEvidence]]:
+        """(side, RST, flat evidence, dual evidence) of resets ``start`` to ``stop``."""
+        compiled = compiled_evkey()
+        out = []
+        for side, rst in self.resets[start:stop]:
+            dual = side.dual.get(rst.id)
+            if dual is None:
+                plain = self._plain_dual[side.index - 1]
+                from_host = dual_mod.local_role_of_rst(rst, side.role)
+                found = plain.get(from_host)
+                if found is None:
+                    made = DualEvidence(observed_at=side.role, rst_from_capture_host=from_host)
+                    found = plain[from_host] = (made, present(made))
+                dual, dual_items = found
+            else:
+                dual_items = present(dual)
+            cr = self.crosses[side.index - 1].get(rst.id)
+            out.append((side, rst, _evidence(rst, dual_items, cr, compiled), dual))
+        return out
+
+    def gathered(self) -> Gathered:
+        return Gathered(self.sides, self.dual_summary, self.peer_ids, self.patterns,
+                        self.jobs())
+
+
 def _extracted(capture: Union[str, Extraction], progress) -> Extraction:
     return capture if isinstance(capture, Extraction) else extract(capture, progress=progress)
 
@@ -73,6 +121,14 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
     """Read one or two captures (or take them already read, e.g. by ``facts.prefetch``) and
     build each reset's evidence (dual and cross included); shared by ``analyze`` and
     ``ask --capture``."""
+    return collect(capture, peer, kb, progress).gathered()
+
+
+def collect(capture: Union[str, Extraction], peer: Union[str, Extraction, None],
+            kb: KnowledgeBase, progress: Optional[Callable[[int, int], None]] = None
+            ) -> Collected:
+    """``gather`` up to the per-reset evidence: the captures, their roles, the dual match
+    and each side's cross-connection evidence."""
     local = _extracted(capture, progress)
     sides = [Side(1, local, dual_mod.capture_role(local.connections), {})]
     dual_summary = None
@@ -92,31 +148,10 @@ def gather(capture: Union[str, Extraction], peer: Union[str, Extraction, None], 
         peer_ids.update({m.peer.id: m.local.id for m in result.matches.values()})
     else:
         peer_ids = {}
-
     defaults = idle_defaults(kb)
-    jobs: list[tuple[Side, RstEvent, dict[str, Any], Any]] = []
-    patterns: list[CrossPattern] = []
-    compiled = compiled_evkey()
-    for side in sides:
-        ex = side.extraction
-        crosses = cross_mod.analyse(ex.connections, ex.rsts, defaults)
-        patterns.extend(_cross_patterns(ex, crosses))
-        # Without a peer capture every reset of a side has one of two dual evidences.
-        plain_dual: dict[Any, tuple[DualEvidence, dict[str, Any]]] = {}
-        for rst in ex.rsts:
-            dual = side.dual.get(rst.id)
-            if dual is None:
-                from_host = dual_mod.local_role_of_rst(rst, side.role)
-                found = plain_dual.get(from_host)
-                if found is None:
-                    made = DualEvidence(observed_at=side.role, rst_from_capture_host=from_host)
-                    found = plain_dual[from_host] = (made, present(made))
-                dual, dual_items = found
-            else:
-                dual_items = present(dual)
-            cr = crosses.get(rst.id)
-            jobs.append((side, rst, _evidence(rst, dual_items, cr, compiled), dual))
-    return Gathered(sides, dual_summary, peer_ids, patterns, jobs)
+    crosses = [cross_mod.analyse(s.extraction.connections, s.extraction.rsts, defaults)
+               for s in sides]
+    return Collected(sides, dual_summary, peer_ids, crosses)
 
 
 _NO_ITEMS: dict[str, Any] = {}
@@ -174,15 +209,15 @@ def reason(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str,
     return report_of(kb, gathered, resets, findings, lang)
 
 
-def entries(kb: KnowledgeBase, gathered: Gathered, jobs: list, inferences: list, trace,
+def entries(kb: KnowledgeBase, gathered: Union[Gathered, "Collected"], jobs: list, inferences: list, trace,
             lang: str, classes: dict, cache: dict) -> list[ResetOut]:
-    """The report entries of ``jobs`` (some or all of ``gathered.jobs``) with their
+    """The report entries of ``jobs`` (some or all of the gathered resets') with their
     inferences; ``classes`` and ``cache``: ``reset_out``'s dicts, kept for one report."""
     return reset_outs(kb, jobs, inferences, trace, gathered.peer_ids, lang, classes, cache)
 
 
-def report_of(kb: KnowledgeBase, gathered: Gathered, resets: list[ResetOut], findings: list,
-              lang: str) -> Report:
+def report_of(kb: KnowledgeBase, gathered: Union[Gathered, "Collected"], resets: list[ResetOut],
+              findings: list, lang: str) -> Report:
     sides = gathered.sides
     captures = [_capture_summary(s) for s in sides]
     warnings = [f"{s.extraction.capture.path}: {w}" for s in sides for w in s.extraction.capture.warnings]

@@ -3,9 +3,10 @@ several processes when there are thousands of them.
 
 The document is byte for byte the one ``analysis.analyze(...).to_json_bytes(indent)``
 writes (the tests compare them). A big report is compact JSON, and compact JSON splices.
-The evidence, the reasoning and each run class's verdict are made here first; then forked
-workers (``engine.workers``) build the entries of all slices of the resets but the first,
-which is built here meanwhile (with one process, that slice is all of them). Every slice is
+The captures, their dual match and cross evidence are made here first; then forked
+workers (``engine.workers``) each make the evidence, inferences and entries of one slice of
+the resets, and this process those of the first slice meanwhile (with one process, that
+slice is all of them). Every slice is
 written with empty finding ids by ``json_writer`` (each shared object once) and comes with
 each reset's ``story`` (what findings group by); the findings are made here from all the
 stories, and each entry's finding id goes where its ``"finding":""`` was left. A worker
@@ -22,20 +23,21 @@ from typing import Any, Callable, Optional, Union
 
 from facts.extract import Extraction, no_cyclic_gc
 
-from .analysis import Gathered, entries, gather, load_tracert, reason, report_of
+from .analysis import Collected, collect, entries, load_tracert, reason, report_of
 from .json_writer import items_json
 from .kb import KnowledgeBase
 from .report_build import findings_of, story
 from .report_model import ResetOut, json_indent
-from .reset_entry import verdict_class
 from .workers import Forked, can_fork, usable_cpus
 
 # Below this many resets per process a worker costs more (its fork, and the pages both
 # processes then copy on write) than it saves.
 MIN_RESETS_PER_WORKER = 1000
-# This process's slice against a worker's (_bounds): with two processes on the 1M benchmark
-# the parent then waited a median 0.025 s for its worker instead of 0.05 s.
-PARENT_SHARE = 1.17
+# This process's slice against a worker's (_bounds). Measured on the 1M benchmark with two
+# processes (min of 10 runs each): 0.95 → 0.86 s, 1.05 → 0.84 s, 1.15 → 0.83 s, 1.25 → 0.83 s;
+# a worker also pays for its fork, the pages it copies and sending its slice, this process
+# for the cross patterns and the findings.
+PARENT_SHARE = 1.15
 RESETS_KEY = b'"resets":[]'
 # Within JSON strings a quote is escaped: this can only be the entries' own field.
 FINDING_MARK = b'"reasoning":{"finding":"'
@@ -66,6 +68,7 @@ class _Slice:
     stories: list[tuple]
     resets: Optional[list[ResetOut]] = None
     pieces: list = field(default_factory=list)  # memoryviews of the JSON
+    inferences: Optional[list] = None  # the resets' inferences, when built here
 
 
 def worker_count(requested: Optional[int], resets: int,
@@ -90,48 +93,45 @@ def analyze_json(capture: Union[str, Extraction], peer: Union[str, Extraction, N
     is split."""
     with no_cyclic_gc():
         trace = load_tracert(tracert)
-        gathered = gather(capture, peer, kb, progress)
-        count = len(gathered.jobs)
+        collected = collect(capture, peer, kb, progress)
+        count = len(collected.resets)
         if indent == AUTO:
             indent = json_indent(count)
         if indent is not None:
-            report = reason(kb, reasoner, gathered, trace, lang)
+            report = reason(kb, reasoner, collected.gathered(), trace, lang)
             return JsonReport([report.to_json_bytes(indent), b"\n"], report.warnings, count,
                               any(r.origin == "middle_device" for r in report.resets), 1,
-                              (report, gathered))
-        return _split(kb, reasoner, gathered, trace, lang,
+                              (report, collected))
+        return _split(kb, reasoner, collected, trace, lang,
                       worker_count(workers, count, min_per_worker))
 
 
-def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n: int
+def _split(kb: KnowledgeBase, reasoner, collected: Collected, trace, lang: str, n: int
            ) -> JsonReport:
-    jobs = gathered.jobs
-    bounds = _bounds(len(jobs), n)
+    bounds = _bounds(len(collected.resets), n)
     spans = list(zip(bounds, bounds[1:]))
-    # Reasoning and each class's verdict (diagnoses, evidence template, fired rules: the
-    # same for every reset of a run class) are made here, once, before the fork: a worker
-    # that made them again for its slice would repeat most of the 108 durable runs.
-    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs], share=False)
-    classes: dict = {}
-    for inf in inferences:
-        verdict_class(kb, inf, lang, classes)
+    # The fork comes before each reset's evidence and reasoning: every process makes those
+    # for its own slice. A run class met in several slices is reasoned in each (about 90
+    # of the 108 durable runs of the 1M benchmark in each half), which costs less than the
+    # one process making all the evidence and inferences before the others could start.
+    classes: dict = {}  # reset_entry.verdict_class's, kept for this process's slices
     cache: dict = {}
     written: dict = {}  # json_writer's cache: the bytes of shared objects
-    build = functools.partial(_build, kb, gathered, trace=trace, lang=lang)
+    build = functools.partial(_build, kb, reasoner, collected, trace=trace, lang=lang)
 
     def here(a: int, b: int) -> _Slice:
         """Resets a to b built in this process; their JSON too is written before the
         finding ids are known, and gets them as the workers' JSON does."""
-        made = build(jobs[a:b], inferences[a:b], classes=classes, cache=cache)
+        made = build(a, b, classes=classes, cache=cache)
         return _cut(made.stories, _entries_json(made.resets, written), built=made)
 
     workers: list[Optional[Forked]] = []
     used = 1  # processes whose slices made it into the report
     try:
         for a, b in spans[1:]:
-            workers.append(_fork(functools.partial(_worker_bytes, build, jobs[a:b],
-                                                   inferences[a:b], classes)))
+            workers.append(_fork(functools.partial(_worker_bytes, build, a, b)))
         slices = [here(*spans[0])]  # while the workers work
+        collected.patterns  # noqa: B018 - made now, while the workers finish
         for worker, (a, b) in zip(workers, spans[1:]):
             got = _received(worker.result() if worker else None, b - a)
             used += got is not None
@@ -146,14 +146,13 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
     def first(i: int) -> tuple:
         k = bisect.bisect_right(bounds, i) - 1
         part, j = slices[k], i - bounds[k]
-        if part.resets is not None:
-            return part.resets[j], inferences[i]
-        # a finding whose first reset a worker built: made again here, the same way
-        return build([jobs[i]], [inferences[i]], classes=classes, cache=cache).resets[0], \
-            inferences[i]
+        if part.resets is None:
+            # a finding whose first reset a worker built: made again here, the same way
+            part, j = build(i, i + 1, classes=classes, cache=cache), 0
+        return part.resets[j], part.inferences[j]
 
     findings, ids = findings_of(kb, stories, first, lang)
-    report = report_of(kb, gathered, [], findings, lang)
+    report = report_of(kb, collected, [], findings, lang)
     head, tail = _around_resets(report.to_json_bytes(None))
     out = [head, b"["]
     for k, part in enumerate(slices):
@@ -165,9 +164,9 @@ def _split(kb: KnowledgeBase, reasoner, gathered: Gathered, trace, lang: str, n:
     out += (b"]", tail, b"\n")
     # the caches too go to ``keep``: freeing their objects as this function returns took
     # 30 ms of a 1 s analysis (tui.cli.run drops them with the process)
-    return JsonReport(out, report.warnings, len(jobs),
+    return JsonReport(out, report.warnings, len(collected.resets),
                       any(s[0][4] == "middle_device" for s in stories), used,
-                      (report, slices, gathered, inferences, classes, cache, written))
+                      (report, slices, collected, classes, cache, written))
 
 
 def _bounds(count: int, n: int) -> list[int]:
@@ -188,17 +187,19 @@ def _fork(make: Callable[[], Union[bytes, list]]) -> Optional[Forked]:
         return None
 
 
-def _build(kb, gathered: Gathered, jobs: list, inferences: list, *, trace, lang: str,
+def _build(kb, reasoner, collected: Collected, start: int, stop: int, *, trace, lang: str,
            classes: dict, cache: dict) -> _Slice:
-    resets = entries(kb, gathered, jobs, inferences, trace, lang, classes, cache)
-    return _Slice([story(r) for r in resets], resets)
+    """Resets ``start`` to ``stop``: their evidence, inferences and entries."""
+    jobs = collected.jobs(start, stop)
+    inferences = reasoner.infer_many([ev for _, _, ev, _ in jobs], share=False)
+    resets = entries(kb, collected, jobs, inferences, trace, lang, classes, cache)
+    return _Slice([story(r) for r in resets], resets, inferences=inferences)
 
 
-def _worker_bytes(build: Callable[..., _Slice], jobs: list, inferences: list,
-                  classes: dict) -> list[bytes]:
+def _worker_bytes(build: Callable[..., _Slice], start: int, stop: int) -> list[bytes]:
     """In a worker: its slice's stories (pickled, after their length) and its entries'
     JSON (finding ids still empty) as it is, not pickled: the parent reads it in place."""
-    part = build(jobs, inferences, classes=classes, cache={})
+    part = build(start, stop, classes={}, cache={})
     stories = pickle.dumps(part.stories, protocol=pickle.HIGHEST_PROTOCOL)
     return [len(stories).to_bytes(8, "little"), stories, _entries_json(part.resets, {})]
 
@@ -237,7 +238,7 @@ def _cut(stories: list[tuple], entries_json: bytes, start: int = 0,
         return None
     if built is None:
         return _Slice(stories, pieces=pieces)
-    return _Slice(stories, built.resets, pieces)
+    return _Slice(stories, built.resets, pieces, built.inferences)
 
 
 def _entries_json(resets: list[ResetOut], written: dict) -> bytes:

@@ -215,3 +215,25 @@ def test_slice_bounds():
             b = _bounds(count, n)
             assert b[0] == 0 and b[-1] == count and len(b) == n + 1
             assert all(x < y for x, y in zip(b, b[1:])), (count, n, b)
+
+
+def test_slices_make_the_same_evidence_as_one_pass(kb, many_resets):
+    """Each process makes its own slice's evidence (Collected.jobs) after the fork: any cut
+    gives gather's evidence, the same dual evidence objects shared across the cut, and the
+    cross patterns once."""
+    from engine.analysis import collect, gather
+
+    whole = gather(many_resets, None, kb)
+    collected = collect(many_resets, None, kb)
+    n = len(collected.resets)
+    assert n == len(whole.jobs) > 100
+    for cut in (0, 1, n // 3, n - 1, n):
+        parts = collected.jobs(0, cut) + collected.jobs(cut, n)
+        assert [(r.id, ev) for _, r, ev, _ in parts] == \
+            [(r.id, ev) for _, r, ev, _ in whole.jobs]
+        assert [d.model_dump() for *_, d in parts] == [d.model_dump() for *_, d in whole.jobs]
+    duals = {id(d) for *_, d in collected.jobs()}
+    assert len(duals) <= 2  # no peer capture: one per sender, whichever slice made it
+    assert collected.patterns is collected.patterns
+    assert [p.model_dump() for p in collected.patterns] == \
+        [p.model_dump() for p in whole.patterns]
