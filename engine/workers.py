@@ -2,8 +2,8 @@
 
 The GIL keeps one Python process on one CPU; a big report's reset entries (about a hundred
 microseconds of Python each) are built by several processes instead. A child is a ``fork``
-of the caller, so it starts with everything read and reasoned so far, and sends back bytes
-through a pipe. Used only where it pays: no ``fork`` (Windows), other threads alive (a fork
+of the caller, so it starts with everything read so far, and sends back bytes through an
+in-memory file (Linux) or a pipe. Used only where it pays: no ``fork`` (Windows), other threads alive (a fork
 copies only the calling thread, and a lock another thread held would stay locked), or one
 usable CPU means no workers.
 """
@@ -13,7 +13,10 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
+
+if TYPE_CHECKING:
+    import mmap
 
 
 def usable_cpus() -> int:
@@ -60,27 +63,46 @@ def write_all(fd: int, chunks: list) -> None:
         del pending[:done]
 
 
+def _shared_file() -> Optional[int]:
+    """An anonymous in-memory file (Linux memfd), or None where there is none."""
+    try:
+        return os.memfd_create("rstsleuth-worker", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return None
+
+
 class Forked:
     """``make()`` run in a forked child; :meth:`result` gives the bytes it returned (or
     the concatenation of the chunks it returned, a list of bytes-like objects), or None
     when the child failed (it raised, was killed, or sent nothing). The child never returns
     into the caller's code: whatever happens it ends with ``os._exit``, without the caller's
     exit handlers or buffered output. Closing (or leaving the ``with`` block) before
-    :meth:`result` kills the child."""
+    :meth:`result` kills the child.
+
+    On Linux the child writes into an anonymous in-memory file that the caller maps once
+    the child has exited: the child never waits for the caller to read (a pipe holds 1 MiB
+    of a worker's 11 MB) and the caller copies nothing (reading the pipe took 0.02 s of a
+    0.8 s analysis). Elsewhere the bytes come through a pipe."""
 
     def __init__(self, make: Callable[[], Union[bytes, list]]):
-        read_end, write_end = os.pipe()
-        _widen(write_end)
+        shared = _shared_file()
+        if shared is None:
+            read_end, write_end = os.pipe()
+            _widen(write_end)
+        else:
+            read_end = write_end = shared
         try:
             pid = os.fork()
         except OSError:
             os.close(read_end)
-            os.close(write_end)
+            if write_end != read_end:
+                os.close(write_end)
             raise
         if pid == 0:  # the child
             code = 70  # EX_SOFTWARE, unless make() and the write succeed
             try:
-                os.close(read_end)
+                if write_end != read_end:
+                    os.close(read_end)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent reports Ctrl-C
                 data = make()
                 write_all(write_end, [data] if isinstance(data, bytes) else data)
@@ -93,22 +115,44 @@ class Forked:
                     sys.stderr.flush()
             finally:
                 os._exit(code)
-        os.close(write_end)
         self.pid: Optional[int] = pid
-        self._pipe = os.fdopen(read_end, "rb", buffering=0)
+        self._shared = shared is not None
+        if self._shared:
+            self._fd: Optional[int] = shared
+        else:
+            os.close(write_end)
+            self._pipe = os.fdopen(read_end, "rb", buffering=0)
 
-    def result(self) -> Optional[bytes]:
-        """Waits for the child; its bytes, or None when it failed."""
+    def result(self) -> Union[bytes, "mmap.mmap", None]:
+        """Waits for the child; what it wrote (bytes, or a read-only map of the in-memory
+        file: bytes-like, sliceable, with ``find``), or None when it failed."""
         if self.pid is None:
             return None
-        with self._pipe:
-            data = self._pipe.read()
+        if not self._shared:
+            with self._pipe:
+                data = self._pipe.read()
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
+        if self._shared:
+            data = self._mapped()
         return data if os.waitstatus_to_exitcode(status) == 0 else None
 
+    def _mapped(self):
+        import mmap
+        fd, self._fd = self._fd, None
+        try:
+            size = os.fstat(fd).st_size
+            return mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
+        finally:  # the map keeps the file
+            os.close(fd)
+
     def close(self) -> None:
-        self._pipe.close()
+        if self._shared:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        else:
+            self._pipe.close()
         if self.pid is None:
             return
         try:

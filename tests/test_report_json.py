@@ -146,10 +146,26 @@ def test_worker_count(monkeypatch):
 
 # --- engine.workers.Forked ------------------------------------------------------------------
 
-def test_forked_returns_large_result():
+@pytest.mark.parametrize("through", ["memfd", "pipe"])
+def test_forked_returns_large_result(through, monkeypatch):
+    """Through an in-memory file where Linux has one (mapped, not copied), else a pipe."""
+    from engine import workers
+    if through == "pipe":
+        monkeypatch.setattr(workers, "_shared_file", lambda: None)
+    elif workers._shared_file() is None:
+        pytest.skip("no memfd_create on this system")
     data = bytes(range(256)) * 40_000  # 10 MB: more than any pipe holds
-    with Forked(lambda: data) as child:
-        assert child.result() == data
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with Forked(lambda: [data[:5], memoryview(data)[5:]]) as child:
+        got = child.result()
+        assert bytes(got) == data and len(got) == len(data)
+        assert got.find(data[1000:1010], 900) == 1000  # what the splice cuts with
+        assert isinstance(got, bytes) is (through == "pipe")
+    del got  # a map holds its own descriptor (CPython's mmap keeps a dup) while it lives
+    with Forked(lambda: b"") as child:
+        assert child.result() == b""
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before  # no descriptor left open
 
 
 def test_forked_child_failure_is_none_and_never_returns_here(tmp_path):
