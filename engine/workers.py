@@ -133,9 +133,9 @@ class Forked:
                 data = self._pipe.read()
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
-        if self._shared:
-            data = self._mapped()
-        return data if os.waitstatus_to_exitcode(status) == 0 else None
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None  # a failed child's file is not mapped (close() releases it)
+        return self._mapped() if self._shared else data
 
     def _mapped(self):
         import mmap
